@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, everything pushq needs to build and to
+# run its tests on a fresh Debian 12 machine.  Idempotent: packages already
+# present are skipped, so a warm machine pays only the dpkg query.
+set -euo pipefail
+
+PACKAGES=(
+    build-essential pkg-config          # the compilers and make
+    libssl-dev                          # libcrypto: SHA-1 for the handshake
+    libcmocka-dev                       # unit tests
+    clang libclang-rt-14-dev            # libFuzzer targets
+    nginx-light nginx-dev               # the nginx module and its tests
+    libcivetweb-dev                     # the CivetWeb plugin
+    python3 python3-pytest python3-websockets python3-requests  # integration
+    curl procps psmisc iproute2
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "install-deps: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    # Debian's nginx package starts a server on :80 on install where an init
+    # system runs; policy-rc.d keeps it from starting (we use private prefixes).
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    rm -f /usr/sbin/policy-rc.d
+fi
