@@ -37,6 +37,7 @@ include $(wildcard tests/fuzz/build.mk)
 include $(wildcard nginx_module/build.mk)
 include $(wildcard civetweb_plugin/build.mk)
 include $(wildcard tests/integration/build.mk)
+include $(wildcard tests/browser/browser.mk)
 include $(wildcard bench/build.mk)
 
 .PHONY: all test clean demo

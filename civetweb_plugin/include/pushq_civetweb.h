@@ -57,6 +57,28 @@ int pushq_civetweb_publish(struct pushq_civetweb *p,
                            const void *msg, size_t len, int binary,
                            uint64_t *id, char *error, size_t error_size);
 
+/* --- Additions (additive to the ABI above) ----------------------------- */
+
+struct mg_connection;
+
+/* Checks one option as attach would (name and value, NUL-terminated):
+ * returns 0, or -1 with the same sentence attach would give in error.
+ * For programs that read options from a file and want to name the line. */
+int pushq_civetweb_option_check(const char *name, const char *value,
+                                char *error, size_t error_size);
+
+/* Optional: call from CivetWeb's begin_request callback (before CivetWeb
+ * looks at the request).  CivetWeb 1.15 answers a WebSocket upgrade with a
+ * missing key or a version other than 13 itself, in plain text, before any
+ * handler of ours runs; with this hook such a request to one of p's
+ * subscriber URIs gets SPEC.md's JSON error (426 with
+ * Sec-WebSocket-Version: 13, or 400/405) instead.  Returns the HTTP status
+ * it answered with (> 0: return it from begin_request), or 0 when the
+ * request is not pushq's to answer here (return 0 so CivetWeb goes on).
+ * pushq-civetweb installs it. */
+int pushq_civetweb_begin_request(struct pushq_civetweb *p,
+                                 struct mg_connection *conn);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,230 @@
+/*
+ * longpoll.cpp -- GET <subscriber_uri>: the long-poll subscriber.
+ *
+ * The handler holds its CivetWeb worker thread while it waits: it blocks
+ * in the core's pushq_sub_wait in slices of at most 200 ms, and between
+ * slices polls the socket for POLLRDHUP, so a client that disconnects is
+ * noticed within 200 ms and its subscriber is closed before anything is
+ * fetched for it (it consumes nothing).  CivetWeb 1.15 has no API for the
+ * socket; fd_finder finds it (http.cpp).
+ */
+
+#include <cstring>
+
+#include "plugin.hpp"
+
+namespace pushq::civetweb {
+
+namespace {
+
+constexpr uint64_t wait_slice_ms = 200;
+constexpr size_t   batch_max_bytes = 16u << 20;
+
+struct msg_copy {
+    uint64_t     id;
+    unsigned     flags;
+    std::string  data;
+};
+
+void collect(void *ctx, const pushq_msg_t *m)
+{
+    auto *v = static_cast<std::vector<msg_copy> *>(ctx);
+    v->push_back(msg_copy{m->id, m->flags,
+                          std::string(static_cast<const char *>(m->data),
+                                      m->len)});
+}
+
+bool gate_closing(gate *g)
+{
+    std::lock_guard<std::mutex> lk(g->mu);
+    return g->closing;
+}
+
+int longpoll(plugin *p, mg_connection *conn, const mg_request_info *ri)
+{
+    const char *why = nullptr;
+    pushq_args_t args{};
+    pushq_status_t st = subscriber_args(p, ri, args, &why);
+    if (st != PUSHQ_OK) {
+        return send_error(conn, st, why, "GET");
+    }
+
+    pushq_sub_spec_t spec{};
+    spec.chan = args.channel;
+    spec.chan_len = args.channel_len;
+    spec.name = args.name_len > 0 ? args.name : nullptr;
+    spec.name_len = args.name_len;
+    spec.has_last_id = args.has_last_id;
+    spec.last_id = args.last_id;
+    spec.kind = PUSHQ_SUB_LONGPOLL;
+    spec.owner = p->owner_;
+
+    pushq_sub_t sub{};
+    uint64_t now = pushq_now_ms();
+    st = pushq_sub_open(p->store_, &spec, &p->opt_.limits, now, &sub, &why);
+    if (st != PUSHQ_OK) {
+        return send_error(conn, st, why);
+    }
+
+    uint64_t timeout = p->opt_.longpoll_timeout_ms;
+    if (args.has_timeout && args.timeout_ms < timeout) {
+        timeout = args.timeout_ms;
+    }
+    const uint64_t deadline = now + timeout;
+    const size_t max_msgs = args.batch > 0 ? args.batch : 1;
+    const size_t max_bytes = args.batch > 0 ? batch_max_bytes : SIZE_MAX;
+
+    std::vector<msg_copy> msgs;
+    uint64_t lost = 0;
+    int reset = 0;
+    int fd = -1;
+    bool fd_known = false;
+
+    for (;;) {
+        if (fd_known && peer_gone(fd)) {
+            /* Gone while waiting: forget it, fetch nothing. */
+            pushq_sub_close(p->store_, &sub, pushq_now_ms());
+            return 499;
+        }
+        pushq_fetch_info_t info{};
+        st = pushq_sub_fetch(p->store_, &sub, max_msgs, max_bytes,
+                             pushq_now_ms(), collect, &msgs, &info);
+        if (st != PUSHQ_OK) {
+            pushq_sub_close(p->store_, &sub, pushq_now_ms());
+            return send_error(conn, st, "subscriber: fetch failed");
+        }
+        lost += info.lost;
+        reset |= info.reset;
+        if (!msgs.empty()) {
+            break;
+        }
+        now = pushq_now_ms();
+        if (now >= deadline || gate_closing(p->gate_)) {
+            break;
+        }
+        if (!fd_known) {
+            /* Looked up only for requests that wait, so plain polling
+             * (timeout=0) costs no scan. */
+            fd = p->fds_.find(ri);
+            fd_known = true;
+        }
+        uint64_t slice = deadline - now;
+        if (slice > wait_slice_ms) {
+            slice = wait_slice_ms;
+        }
+        pushq_sub_wait(p->store_, &sub, slice);
+    }
+
+    std::string body;
+    if (msgs.empty()) {
+        body = json_build([&](char *b, size_t cap) {
+            return pushq_json_timeout(b, cap, args.batch > 0, lost, reset);
+        });
+    } else {
+        std::vector<pushq_json_msg_t> jm(msgs.size());
+        for (size_t i = 0; i < msgs.size(); i++) {
+            jm[i].id = msgs[i].id;
+            jm[i].channel = args.channel;
+            jm[i].channel_len = args.channel_len;
+            jm[i].data = msgs[i].data.data();
+            jm[i].len = msgs[i].data.size();
+            jm[i].binary = (msgs[i].flags & PUSHQ_MSG_BINARY) != 0;
+        }
+        jm[0].lost = lost;
+        jm[0].reset = reset;
+        size_t guess = 256;
+        for (const msg_copy &m : msgs) {
+            guess += m.data.size() * 2 + 64;
+        }
+        if (args.batch > 0) {
+            body = json_build([&](char *b, size_t cap) {
+                return pushq_json_batch(b, cap, jm.data(), jm.size());
+            }, guess);
+        } else {
+            body = json_build([&](char *b, size_t cap) {
+                return pushq_json_message(b, cap, &jm[0]);
+            }, guess);
+        }
+    }
+    send_answer(conn, 200, "application/json", body);
+    pushq_sub_close(p->store_, &sub, pushq_now_ms());
+    return 200;
+}
+
+}  // namespace
+
+pushq_status_t subscriber_args(plugin *p, const mg_request_info *ri,
+                               pushq_args_t &args, const char **why)
+{
+    const char *q = ri->query_string;
+    pushq_status_t st = pushq_args_parse(q, q ? std::strlen(q) : 0, &args,
+                                         why);
+    if (st != PUSHQ_OK) {
+        return st;
+    }
+    const options &o = p->opt_;
+    if (!(o.channel.from_arg && o.channel.value == "channel")) {
+        st = p->resolve_name(PUSHQ_ARG_CHANNEL, o.channel, q, args.channel,
+                             &args.channel_len, why);
+        if (st != PUSHQ_OK) {
+            return st;
+        }
+    }
+    if (!(o.client.from_arg && o.client.value == "name")) {
+        st = p->resolve_name(PUSHQ_ARG_NAME, o.client, q, args.name,
+                             &args.name_len, why);
+        if (st != PUSHQ_OK) {
+            return st;
+        }
+    }
+    return PUSHQ_OK;
+}
+
+int handle_subscribe(mg_connection *conn, void *cbdata)
+{
+    auto *g = static_cast<gate *>(cbdata);
+    plugin *p = gate_enter(g);
+    if (p == nullptr) {
+        return send_error(conn, PUSHQ_ENOMEM,
+                          "server: pushq is being detached; try again later");
+    }
+    int rc = 500;
+    try {
+        const mg_request_info *ri = mg_get_request_info(conn);
+        const char *upgrade = mg_get_header(conn, "Upgrade");
+        if (std::strcmp(ri->request_method, "GET") != 0) {
+            rc = send_error(conn, PUSHQ_EMETHOD,
+                            "method: the subscriber location accepts GET",
+                            "GET");
+        } else if (upgrade != nullptr
+                   && pushq_ws_is_upgrade(upgrade, std::strlen(upgrade))) {
+            /* An Upgrade without "Connection: upgrade" (CivetWeb routes a
+             * complete one to ws_connect). */
+            if (!p->opt_.websocket) {
+                rc = send_error(conn, PUSHQ_EBADARG,
+                                "Upgrade: this location does long-poll only");
+            } else {
+                char accept[28];
+                const char *why = nullptr;
+                pushq_status_t st = check_handshake(conn, accept, &why);
+                if (st == PUSHQ_OK) {
+                    st = PUSHQ_EBADARG;
+                    why = "Connection: a WebSocket handshake needs the "
+                          "token \"upgrade\"";
+                }
+                rc = send_error(conn, st, why, "GET");
+            }
+        } else if (!p->opt_.longpoll) {
+            rc = send_error(conn, PUSHQ_EUPGRADE,
+                            "Upgrade: this location accepts WebSocket only");
+        } else {
+            rc = longpoll(p, conn, ri);
+        }
+    } catch (...) {
+        rc = 500;
+    }
+    gate_leave(g);
+    return rc;
+}
+
+}  // namespace pushq::civetweb

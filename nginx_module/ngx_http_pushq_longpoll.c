@@ -1,0 +1,406 @@
+
+/*
+ * pushq nginx module: pushq_subscriber, and its long-poll transport
+ * (SPEC "Long-poll subscribe").
+ *
+ * A long-poll with nothing to answer is held without blocking the worker:
+ * r->main->count++ keeps the request, a timer answers the timeout,
+ * ngx_http_test_reading notices the client's disconnect at once (the
+ * request is finalized with 499 and its cleanup closes the subscriber
+ * without consuming anything), and a wake-up answers it.
+ */
+
+
+#include "ngx_http_pushq_module.h"
+
+
+/* payload bytes one answer carries at most ("batch" may ask for more) */
+#define NGX_HTTP_PUSHQ_LP_MAX_BYTES  (1024 * 1024)
+
+
+typedef struct {
+    ngx_http_pushq_sub_t        base;
+    ngx_event_t                 timer;
+    pushq_args_t                args;
+    ngx_array_t                 msgs;        /* of pushq_json_msg_t */
+    uint64_t                    lost;        /* reported by the store, not
+                                                yet answered */
+    unsigned                    reset:1;
+    unsigned                    nomem:1;
+} ngx_http_pushq_lp_t;
+
+
+static void ngx_http_pushq_lp_notify(ngx_http_pushq_sub_t *s);
+static void ngx_http_pushq_lp_shutdown(ngx_http_pushq_sub_t *s);
+static void ngx_http_pushq_lp_timeout(ngx_event_t *ev);
+static void ngx_http_pushq_lp_cleanup(void *data);
+static ngx_int_t ngx_http_pushq_lp_answer(ngx_http_pushq_lp_t *lp,
+    ngx_uint_t final);
+
+
+static const ngx_http_pushq_sub_fn_t  ngx_http_pushq_lp_fn = {
+    ngx_http_pushq_lp_notify,
+    ngx_http_pushq_lp_shutdown
+};
+
+
+ngx_int_t
+ngx_http_pushq_subscriber_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                   rc;
+    ngx_uint_t                  ws;
+    const char                 *why;
+    pushq_args_t                args;
+    ngx_table_elt_t            *h;
+    ngx_http_pushq_loc_conf_t  *plcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_pushq_module);
+
+    if (r->method != NGX_HTTP_GET) {
+        if (ngx_http_pushq_add_header(r, "Allow", "GET") != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_pushq_error(r, PUSHQ_EMETHOD,
+                                    "method: a subscriber takes GET");
+    }
+
+    if (ngx_http_pushq_worker.store == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h = r->headers_in.upgrade;
+    ws = (h != NULL
+          && pushq_ws_is_upgrade((const char *) h->value.data, h->value.len));
+
+    if (ws && !(plcf->subscriber & NGX_HTTP_PUSHQ_WEBSOCKET)) {
+        return ngx_http_pushq_error(r, PUSHQ_EBADARG,
+                                    "Upgrade: this location serves "
+                                    "long-poll only");
+    }
+
+    if (!ws && !(plcf->subscriber & NGX_HTTP_PUSHQ_LONGPOLL)) {
+        return ngx_http_pushq_error(r, PUSHQ_EUPGRADE,
+                                    "Upgrade: this location serves "
+                                    "WebSocket only");
+    }
+
+    why = NULL;
+
+    if (ngx_http_pushq_parse_args(r, &args, &why) != NGX_OK) {
+        return ngx_http_pushq_error(r, PUSHQ_EBADARG, why);
+    }
+
+    rc = ngx_http_pushq_get_channel(r, plcf, &args, &why);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_pushq_get_client(r, plcf, &args, &why);
+    }
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_pushq_error(r, PUSHQ_EBADARG, why);
+    }
+
+    if (ws) {
+        return ngx_http_pushq_websocket_handler(r, plcf, &args);
+    }
+
+    return ngx_http_pushq_longpoll_handler(r, plcf, &args);
+}
+
+
+ngx_int_t
+ngx_http_pushq_longpoll_handler(ngx_http_request_t *r,
+    ngx_http_pushq_loc_conf_t *plcf, pushq_args_t *args)
+{
+    ngx_int_t                 rc;
+    ngx_msec_t                timeout;
+    const char               *why;
+    pushq_status_t            st;
+    pushq_sub_spec_t          spec;
+    ngx_http_cleanup_t       *cln;
+    ngx_http_pushq_lp_t      *lp;
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    lp = ngx_pcalloc(r->pool, sizeof(ngx_http_pushq_lp_t));
+    if (lp == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_array_init(&lp->msgs, r->pool, args->batch ? 4 : 1,
+                       sizeof(pushq_json_msg_t))
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    lp->base.fn = &ngx_http_pushq_lp_fn;
+    lp->base.request = r;
+    lp->args = *args;
+
+    timeout = plcf->longpoll_timeout;
+
+    if (args->has_timeout && args->timeout_ms < timeout) {
+        timeout = (ngx_msec_t) args->timeout_ms;
+    }
+
+    cln = ngx_http_cleanup_add(r, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_pushq_lp_cleanup;
+    cln->data = lp;
+
+    ngx_memzero(&spec, sizeof(pushq_sub_spec_t));
+    spec.chan = lp->args.channel;
+    spec.chan_len = lp->args.channel_len;
+    spec.name = lp->args.name_len ? lp->args.name : NULL;
+    spec.name_len = lp->args.name_len;
+    spec.has_last_id = lp->args.has_last_id;
+    spec.last_id = lp->args.last_id;
+    spec.kind = PUSHQ_SUB_LONGPOLL;
+    spec.owner = w->owner;
+
+    why = NULL;
+    st = pushq_sub_open(w->store, &spec, &plcf->limits, pushq_now_ms(),
+                        &lp->base.sub, &why);
+    if (st != PUSHQ_OK) {
+        return ngx_http_pushq_error(r, st, why);
+    }
+
+    lp->base.open = 1;
+
+    if (pushq_sub_ready(w->store, &lp->base.sub)) {
+        rc = ngx_http_pushq_lp_answer(lp, 0);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
+
+    if (timeout == 0 || w->exiting) {
+        return ngx_http_pushq_lp_answer(lp, 1);
+    }
+
+    if (ngx_http_pushq_register(&lp->base) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* ev->log is required: Debian's build has NGX_DEBUG */
+
+    lp->timer.handler = ngx_http_pushq_lp_timeout;
+    lp->timer.data = lp;
+    lp->timer.log = r->connection->log;
+
+    ngx_add_timer(&lp->timer, timeout);
+
+    /* a publish may have come between the check above and register */
+
+    if (pushq_sub_ready(w->store, &lp->base.sub)) {
+        rc = ngx_http_pushq_lp_answer(lp, 0);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
+
+    r->main->count++;
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    return NGX_DONE;
+}
+
+
+/* called by pushq_sub_fetch with the store locked: copy and return */
+
+static void
+ngx_http_pushq_lp_collect(void *ctx, const pushq_msg_t *m)
+{
+    ngx_http_pushq_lp_t *lp = ctx;
+
+    u_char            *p;
+    pushq_json_msg_t  *jm;
+
+    jm = ngx_array_push(&lp->msgs);
+    p = ngx_pnalloc(lp->base.request->pool, m->len ? m->len : 1);
+
+    if (jm == NULL || p == NULL) {
+        lp->nomem = 1;
+        return;
+    }
+
+    ngx_memcpy(p, m->data, m->len);
+
+    ngx_memzero(jm, sizeof(pushq_json_msg_t));
+    jm->id = m->id;
+    jm->channel = lp->args.channel;
+    jm->channel_len = lp->args.channel_len;
+    jm->data = p;
+    jm->len = m->len;
+    jm->binary = (m->flags & PUSHQ_MSG_BINARY) ? 1 : 0;
+}
+
+
+static void
+ngx_http_pushq_lp_done(ngx_http_pushq_lp_t *lp)
+{
+    if (lp->timer.timer_set) {
+        ngx_del_timer(&lp->timer);
+    }
+
+    ngx_http_pushq_unregister(&lp->base);
+
+    if (lp->base.open) {
+        lp->base.open = 0;
+        pushq_sub_close(ngx_http_pushq_worker.store, &lp->base.sub,
+                        pushq_now_ms());
+    }
+}
+
+
+/*
+ * Fetches what is ready and answers it.  Returns NGX_DECLINED when nothing
+ * came and final is not set (the poll goes on); else the answer's rc.
+ */
+
+static ngx_int_t
+ngx_http_pushq_lp_answer(ngx_http_pushq_lp_t *lp, ngx_uint_t final)
+{
+    u_char              *p;
+    size_t               n, max;
+    pushq_status_t       st;
+    pushq_json_msg_t    *jm;
+    ngx_http_request_t  *r;
+    pushq_fetch_info_t   info;
+
+    r = lp->base.request;
+
+    ngx_memzero(&info, sizeof(pushq_fetch_info_t));
+
+    max = lp->args.batch ? lp->args.batch : 1;
+    lp->msgs.nelts = 0;
+
+    st = pushq_sub_fetch(ngx_http_pushq_worker.store, &lp->base.sub, max,
+                         NGX_HTTP_PUSHQ_LP_MAX_BYTES, pushq_now_ms(),
+                         ngx_http_pushq_lp_collect, lp, &info);
+
+    if (st != PUSHQ_OK || lp->nomem) {
+        ngx_http_pushq_lp_done(lp);
+        return ngx_http_pushq_error(r, lp->nomem ? PUSHQ_EINTERNAL : st,
+                                    lp->nomem ? "out of worker memory"
+                                              : "the store failed");
+    }
+
+    lp->lost += info.lost;
+    lp->reset |= info.reset ? 1 : 0;
+
+    if (lp->msgs.nelts == 0 && !final) {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_pushq_lp_done(lp);
+
+    jm = lp->msgs.elts;
+
+    if (lp->msgs.nelts) {
+        jm[0].lost = lp->lost;
+        jm[0].reset = lp->reset;
+    }
+
+    for (n = 256; /* void */ ; /* void */) {
+        p = ngx_pnalloc(r->pool, n);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (lp->msgs.nelts == 0) {
+            max = pushq_json_timeout((char *) p, n, lp->args.batch != 0,
+                                     lp->lost, lp->reset);
+
+        } else if (lp->args.batch) {
+            max = pushq_json_batch((char *) p, n, jm, lp->msgs.nelts);
+
+        } else {
+            max = pushq_json_message((char *) p, n, &jm[0]);
+        }
+
+        if (max <= n) {
+            break;
+        }
+
+        n = max;
+    }
+
+    return ngx_http_pushq_send_json(r, NGX_HTTP_OK, p, max);
+}
+
+
+static void
+ngx_http_pushq_lp_finish(ngx_http_pushq_lp_t *lp, ngx_int_t rc)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = lp->base.request;
+    c = r->connection;
+
+    /* outside ngx_http_request_handler: run what finalizing posted */
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_pushq_lp_notify(ngx_http_pushq_sub_t *s)
+{
+    ngx_int_t             rc;
+    ngx_http_pushq_lp_t  *lp = (ngx_http_pushq_lp_t *) s;
+
+    rc = ngx_http_pushq_lp_answer(lp, 0);
+
+    if (rc != NGX_DECLINED) {
+        ngx_http_pushq_lp_finish(lp, rc);
+    }
+}
+
+
+/* the worker exits (reload): answer now, with a message if one is ready */
+
+static void
+ngx_http_pushq_lp_shutdown(ngx_http_pushq_sub_t *s)
+{
+    ngx_http_pushq_lp_t  *lp = (ngx_http_pushq_lp_t *) s;
+
+    ngx_http_pushq_lp_finish(lp, ngx_http_pushq_lp_answer(lp, 1));
+}
+
+
+static void
+ngx_http_pushq_lp_timeout(ngx_event_t *ev)
+{
+    ngx_http_pushq_lp_t  *lp = ev->data;
+
+    ngx_http_pushq_lp_finish(lp, ngx_http_pushq_lp_answer(lp, 1));
+}
+
+
+static void
+ngx_http_pushq_lp_cleanup(void *data)
+{
+    ngx_http_pushq_lp_t  *lp = data;
+
+    ngx_http_pushq_lp_done(lp);
+}

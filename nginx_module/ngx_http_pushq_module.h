@@ -1,0 +1,190 @@
+
+/*
+ * pushq nginx module: types shared by its files.
+ *
+ *   ngx_http_pushq_module.c     directives, configuration, module hooks
+ *   ngx_http_pushq_shm.c        the shared zone, per-worker eventfds,
+ *                               wake-ups, the local subscriber registry,
+ *                               the sweep timer and graceful shutdown
+ *   ngx_http_pushq_util.c       answers (JSON, errors), arguments, body
+ *   ngx_http_pushq_publisher.c  pushq_publisher
+ *   ngx_http_pushq_longpoll.c   pushq_subscriber, long-poll transport
+ *   ngx_http_pushq_websocket.c  pushq_subscriber, WebSocket transport
+ *   ngx_http_pushq_status.c     pushq_status
+ */
+
+#ifndef _NGX_HTTP_PUSHQ_MODULE_H_INCLUDED_
+#define _NGX_HTTP_PUSHQ_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <pushq.h>
+
+
+/*
+ * nginx dlopens modules with RTLD_GLOBAL: the module's own functions are
+ * hidden so they never interpose with another module's (nginx finds the
+ * module through ngx_modules[], which the generated file exports).
+ */
+#pragma GCC visibility push(hidden)
+
+
+#define NGX_HTTP_PUSHQ_LONGPOLL    0x01
+#define NGX_HTTP_PUSHQ_WEBSOCKET   0x02
+
+#define NGX_HTTP_PUSHQ_PUBLISHER   1
+#define NGX_HTTP_PUSHQ_SUBSCRIBER  2
+#define NGX_HTTP_PUSHQ_STATUS      3
+
+
+typedef struct {
+    size_t                       shm_size;
+    ngx_shm_zone_t              *shm_zone;   /* NULL: no pushq location */
+
+    /* one eventfd per worker of this cycle, made in init_module */
+    ngx_fd_t                    *efd;
+    ngx_uint_t                   nefd;
+} ngx_http_pushq_main_conf_t;
+
+
+typedef struct {
+    ngx_uint_t                   role;       /* NGX_HTTP_PUSHQ_PUBLISHER... */
+    ngx_uint_t                   subscriber; /* NGX_HTTP_PUSHQ_LONGPOLL|... */
+
+    ngx_http_complex_value_t    *channel;    /* NULL: $arg_channel */
+    ngx_http_complex_value_t    *client;     /* NULL: $arg_name */
+
+    ngx_uint_t                   buffer;     /* messages */
+    size_t                       buffer_bytes;
+    ngx_msec_t                   message_ttl;
+    ngx_msec_t                   client_ttl;
+    ngx_msec_t                   longpoll_timeout;
+    size_t                       max_message_size;
+    ngx_flag_t                   websocket_publish;
+    ngx_msec_t                   websocket_ping;   /* 0: no pings */
+    size_t                       websocket_max_backlog;
+
+    pushq_limits_t               limits;     /* the above, set by merge */
+} ngx_http_pushq_loc_conf_t;
+
+
+typedef struct ngx_http_pushq_sub_s    ngx_http_pushq_sub_t;
+typedef struct ngx_http_pushq_group_s  ngx_http_pushq_group_t;
+
+
+/*
+ * The subscriber interface both transports implement (as nchan's
+ * subscriber_fn_t): the registry calls notify when the store may have
+ * messages for the subscriber, and shutdown when the worker exits.
+ */
+
+typedef struct {
+    void                       (*notify)(ngx_http_pushq_sub_t *s);
+    void                       (*shutdown)(ngx_http_pushq_sub_t *s);
+} ngx_http_pushq_sub_fn_t;
+
+
+struct ngx_http_pushq_sub_s {
+    ngx_queue_t                  queue;      /* in group->subs */
+    ngx_http_pushq_group_t      *group;      /* NULL: not registered */
+    const ngx_http_pushq_sub_fn_t  *fn;
+    ngx_http_request_t          *request;
+    pushq_sub_t                  sub;
+    unsigned                     open:1;     /* sub is open in the store */
+};
+
+
+/* The local subscribers of one channel (pushq_sub_channel_key). */
+
+typedef struct ngx_http_pushq_frame_s  ngx_http_pushq_frame_t;
+
+struct ngx_http_pushq_group_s {
+    ngx_rbtree_node_t            node;       /* key: the channel key */
+    ngx_queue_t                  subs;
+    ngx_uint_t                   nsubs;
+
+    /* the last WebSocket frame encoded for this channel, per format: a
+     * broadcast is encoded once and shared by every local subscriber */
+    ngx_http_pushq_frame_t      *frame[2];
+};
+
+
+/* A WebSocket frame, shared read-only by the connections sending it. */
+
+struct ngx_http_pushq_frame_s {
+    ngx_uint_t                   refs;
+    uint64_t                     id;         /* message id; 0: control */
+    size_t                       len;
+    u_char                       data[1];
+};
+
+
+/* Worker-local state (one per process). */
+
+typedef struct {
+    pushq_store_t               *store;
+    uint32_t                     owner;
+    unsigned                     registered:1;
+    unsigned                     exiting:1;
+    unsigned                     dispatching:1;
+
+    ngx_fd_t                    *efd;
+    ngx_uint_t                   nefd;
+    ngx_connection_t            *efd_conn;
+    ngx_event_t                  sweep;
+
+    ngx_rbtree_t                 groups;
+    ngx_rbtree_node_t            sentinel;
+} ngx_http_pushq_worker_t;
+
+
+extern ngx_module_t             ngx_http_pushq_module;
+extern ngx_http_pushq_worker_t  ngx_http_pushq_worker;
+
+
+/* ngx_http_pushq_shm.c */
+ngx_int_t ngx_http_pushq_init_zone(ngx_shm_zone_t *shm_zone, void *data);
+ngx_int_t ngx_http_pushq_create_eventfds(ngx_cycle_t *cycle,
+    ngx_http_pushq_main_conf_t *pmcf);
+ngx_int_t ngx_http_pushq_worker_start(ngx_cycle_t *cycle,
+    ngx_http_pushq_main_conf_t *pmcf);
+void ngx_http_pushq_worker_stop(ngx_cycle_t *cycle);
+void ngx_http_pushq_wake(uint64_t wakers);
+ngx_int_t ngx_http_pushq_register(ngx_http_pushq_sub_t *s);
+void ngx_http_pushq_unregister(ngx_http_pushq_sub_t *s);
+void ngx_http_pushq_frame_release(ngx_http_pushq_frame_t *f);
+ngx_http_pushq_frame_t *ngx_http_pushq_frame_alloc(size_t len,
+    ngx_log_t *log);
+
+/* ngx_http_pushq_util.c */
+ngx_int_t ngx_http_pushq_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *body, size_t len);
+ngx_int_t ngx_http_pushq_send_text(ngx_http_request_t *r, ngx_str_t *type,
+    u_char *body, size_t len);
+ngx_int_t ngx_http_pushq_error(ngx_http_request_t *r, pushq_status_t st,
+    const char *why);
+ngx_int_t ngx_http_pushq_get_channel(ngx_http_request_t *r,
+    ngx_http_pushq_loc_conf_t *plcf, pushq_args_t *args,
+    const char **why);
+ngx_int_t ngx_http_pushq_get_client(ngx_http_request_t *r,
+    ngx_http_pushq_loc_conf_t *plcf, pushq_args_t *args,
+    const char **why);
+ngx_int_t ngx_http_pushq_parse_args(ngx_http_request_t *r,
+    pushq_args_t *args, const char **why);
+ngx_int_t ngx_http_pushq_add_header(ngx_http_request_t *r, const char *key,
+    const char *value);
+
+/* the handlers */
+ngx_int_t ngx_http_pushq_publisher_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_pushq_subscriber_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_pushq_longpoll_handler(ngx_http_request_t *r,
+    ngx_http_pushq_loc_conf_t *plcf, pushq_args_t *args);
+ngx_int_t ngx_http_pushq_websocket_handler(ngx_http_request_t *r,
+    ngx_http_pushq_loc_conf_t *plcf, pushq_args_t *args);
+ngx_int_t ngx_http_pushq_status_handler(ngx_http_request_t *r);
+
+
+#endif /* _NGX_HTTP_PUSHQ_MODULE_H_INCLUDED_ */

@@ -1,0 +1,615 @@
+
+/*
+ * pushq nginx module: one store for all workers, and waking them.
+ *
+ *  - The store lives in the shared zone "pushq" (pushq_shm_size), mapped by
+ *    the master before fork at the same address in every worker, and reused
+ *    as it is across reloads.
+ *  - Every worker of a cycle has an eventfd, made in init_module (before
+ *    fork), so every worker holds all of them: a publish writes to the
+ *    eventfds of the workers whose waker bit the store reports.
+ *  - Every worker registers as an owner of the store (its waker is
+ *    ngx_worker) and keeps its subscribers in a local registry grouped by
+ *    channel.  A wake-up checks them and notifies the ready ones.
+ *  - The eventfd's connection is marked idle: on graceful shutdown (reload,
+ *    QUIT) nginx calls its handler with c->close set, and there every held
+ *    long-poll is answered and every WebSocket closed with 1001.
+ */
+
+
+#include "ngx_http_pushq_module.h"
+
+#include <sys/eventfd.h>
+
+
+ngx_http_pushq_worker_t  ngx_http_pushq_worker;
+
+
+static void ngx_http_pushq_close_eventfds(void *data);
+static void ngx_http_pushq_efd_handler(ngx_event_t *ev);
+static void ngx_http_pushq_sweep_handler(ngx_event_t *ev);
+static void ngx_http_pushq_dispatch(void);
+static void ngx_http_pushq_shutdown(void);
+static void ngx_http_pushq_free_group(ngx_http_pushq_group_t *g);
+static void ngx_http_pushq_close_own_eventfd(void);
+
+
+/*
+ * The zone's first bytes hold nginx's slab pool header, written by
+ * ngx_init_zone_pool() before this init runs; the slab allocator is not
+ * used: the store formats everything after the header (16-byte aligned,
+ * as pushq_store_init requires) and allocates inside it by itself.
+ */
+
+ngx_int_t
+ngx_http_pushq_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    int               created;
+    u_char           *start;
+    size_t            size;
+    const char       *why;
+    pushq_store_t    *store;
+    pushq_status_t    st;
+    ngx_slab_pool_t  *shpool;
+
+    if (data) {
+        /* the old cycle's zone, reused on reload: same name, size, tag */
+        shm_zone->data = data;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        /* Windows only: the zone was made by another process */
+        shm_zone->data = shpool->data;
+        return NGX_OK;
+    }
+
+    start = ngx_align_ptr(shm_zone->shm.addr + sizeof(ngx_slab_pool_t), 64);
+    size = shm_zone->shm.addr + shm_zone->shm.size - start;
+
+    why = NULL;
+    st = pushq_store_init(start, size, &store, &created, &why);
+
+    if (st != PUSHQ_OK) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "pushq: cannot make the store in zone \"%V\" "
+                      "of %uz bytes (pushq_shm_size): %s",
+                      &shm_zone->shm.name, shm_zone->shm.size,
+                      why ? why : "error");
+        return NGX_ERROR;
+    }
+
+    shpool->data = store;
+    shpool->log_nomem = 0;
+    shm_zone->data = store;
+
+    ngx_log_error(NGX_LOG_INFO, shm_zone->shm.log, 0,
+                  "pushq: store of %uz bytes in zone \"%V\" %s",
+                  size, &shm_zone->shm.name,
+                  created ? "created" : "attached");
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_pushq_create_eventfds(ngx_cycle_t *cycle,
+    ngx_http_pushq_main_conf_t *pmcf)
+{
+    ngx_uint_t           i, n;
+    ngx_core_conf_t     *ccf;
+    ngx_pool_cleanup_t  *cln;
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    n = ccf->master ? (ngx_uint_t) ccf->worker_processes : 1;
+    if (n == 0) {
+        n = 1;
+    }
+
+    pmcf->efd = ngx_pcalloc(cycle->pool, n * sizeof(ngx_fd_t));
+    if (pmcf->efd == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cycle->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_pushq_close_eventfds;
+    cln->data = pmcf;
+
+    for (i = 0; i < n; i++) {
+        pmcf->efd[i] = eventfd(0, EFD_NONBLOCK|EFD_CLOEXEC);
+
+        if (pmcf->efd[i] == -1) {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                          "pushq: eventfd() failed");
+            return NGX_ERROR;
+        }
+
+        pmcf->nefd = i + 1;
+    }
+
+    return NGX_OK;
+}
+
+
+/* when the cycle's pool is destroyed (in the master, right after reload) */
+
+static void
+ngx_http_pushq_close_eventfds(void *data)
+{
+    ngx_http_pushq_main_conf_t  *pmcf = data;
+
+    ngx_uint_t  i;
+
+    for (i = 0; i < pmcf->nefd; i++) {
+        (void) close(pmcf->efd[i]);
+    }
+
+    pmcf->nefd = 0;
+}
+
+
+ngx_int_t
+ngx_http_pushq_worker_start(ngx_cycle_t *cycle,
+    ngx_http_pushq_main_conf_t *pmcf)
+{
+    uint32_t                  reaped;
+    const char               *why;
+    pushq_status_t            st;
+    ngx_connection_t         *c;
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+
+    ngx_memzero(w, sizeof(ngx_http_pushq_worker_t));
+
+    w->store = pmcf->shm_zone->data;
+    w->efd = pmcf->efd;
+    w->nefd = pmcf->nefd;
+
+    ngx_rbtree_init(&w->groups, &w->sentinel, ngx_rbtree_insert_value);
+
+    if ((ngx_uint_t) ngx_worker >= w->nefd) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "pushq: worker %i has no eventfd (%ui made)",
+                      ngx_worker, w->nefd);
+        return NGX_ERROR;
+    }
+
+    /* a worker that crashed left its subscribers behind: release them */
+
+    reaped = pushq_store_owner_reap(w->store, pushq_now_ms());
+    if (reaped) {
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "pushq: released the subscribers of %uD exited "
+                      "worker(s)", reaped);
+    }
+
+    why = NULL;
+    st = pushq_store_owner_register(w->store, (int32_t) ngx_pid,
+                                    (uint32_t) (ngx_worker
+                                                % PUSHQ_MAX_WAKERS),
+                                    &w->owner, &why);
+    if (st != PUSHQ_OK) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "pushq: cannot register worker %i in the store: %s",
+                      ngx_worker, why ? why : "error");
+        return NGX_ERROR;
+    }
+
+    w->registered = 1;
+
+    /* uses one worker_connections slot */
+
+    c = ngx_get_connection(w->efd[ngx_worker], cycle->log);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->log = cycle->log;
+    c->read->log = cycle->log;
+    c->write->log = cycle->log;
+    c->read->handler = ngx_http_pushq_efd_handler;
+
+    /*
+     * channel: neither the shutdown timer nor the "open socket left" check
+     * treats it as a client; idle: on graceful shutdown
+     * ngx_close_idle_connections() calls its handler with c->close set
+     */
+
+    c->read->channel = 1;
+    c->write->channel = 1;
+    c->idle = 1;
+
+    /* epoll, edge-triggered: the handler drains the counter */
+
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        ngx_close_connection(c);
+        return NGX_ERROR;
+    }
+
+    w->efd_conn = c;
+
+    /* cancelable: the sweep never keeps an exiting worker alive */
+
+    /* ev->data is read as a connection by the debug log of timers */
+
+    w->sweep.handler = ngx_http_pushq_sweep_handler;
+    w->sweep.log = cycle->log;
+    w->sweep.data = c;
+    w->sweep.cancelable = 1;
+
+    ngx_add_timer(&w->sweep, 1000);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_pushq_worker_stop(ngx_cycle_t *cycle)
+{
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+
+    if (!w->registered) {
+        return;
+    }
+
+    if (w->sweep.timer_set) {
+        ngx_del_timer(&w->sweep);
+    }
+
+    /* closes, in the store, whatever subscriber this worker still has */
+
+    pushq_store_owner_release(w->store, w->owner, pushq_now_ms());
+    w->registered = 0;
+
+    ngx_http_pushq_close_own_eventfd();
+}
+
+
+/*
+ * The fd number may be reused once closed: it is taken out of the array
+ * so that a later wake-up (a publish while the worker exits) never writes
+ * into another descriptor.
+ */
+
+static void
+ngx_http_pushq_close_own_eventfd(void)
+{
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+
+    if (w->efd_conn == NULL) {
+        return;
+    }
+
+    ngx_close_connection(w->efd_conn);
+    w->efd_conn = NULL;
+
+    if ((ngx_uint_t) ngx_worker < w->nefd) {
+        w->efd[ngx_worker] = (ngx_fd_t) -1;
+    }
+}
+
+
+/* wakers: bit i set wakes every worker whose ngx_worker % 64 == i */
+
+void
+ngx_http_pushq_wake(uint64_t wakers)
+{
+    uint64_t                  one;
+    ngx_uint_t                i;
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+    one = 1;
+
+    for (i = 0; i < w->nefd && wakers; i++) {
+
+        if (!(wakers & ((uint64_t) 1 << (i % PUSHQ_MAX_WAKERS)))
+            || w->efd[i] == (ngx_fd_t) -1)
+        {
+            continue;
+        }
+
+        if (write(w->efd[i], &one, sizeof(uint64_t)) == -1
+            && ngx_errno != NGX_EAGAIN)
+        {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                          "pushq: write() to the eventfd of worker %ui "
+                          "failed", i);
+        }
+    }
+}
+
+
+static void
+ngx_http_pushq_efd_handler(ngx_event_t *ev)
+{
+    uint64_t           value;
+    ngx_connection_t  *c;
+
+    c = ev->data;
+
+    if (c->close) {
+        ngx_http_pushq_shutdown();
+        return;
+    }
+
+    /* an eventfd read returns and resets the counter: wake-ups coalesce */
+
+    while (read(c->fd, &value, sizeof(uint64_t)) == sizeof(uint64_t)) {
+        /* void */
+    }
+
+    ngx_http_pushq_dispatch();
+}
+
+
+static void
+ngx_http_pushq_sweep_handler(ngx_event_t *ev)
+{
+    ngx_http_pushq_worker_t  *w = &ngx_http_pushq_worker;
+
+    (void) pushq_store_sweep(w->store, pushq_now_ms());
+
+    if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
+        ngx_add_timer(ev, 1000);
+    }
+}
+
+
+static ngx_http_pushq_group_t *
+ngx_http_pushq_find_group(ngx_rbtree_key_t key)
+{
+    ngx_rbtree_node_t        *node, *sentinel;
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+    node = w->groups.root;
+    sentinel = w->groups.sentinel;
+
+    while (node != sentinel) {
+
+        if (key < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (key > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        return (ngx_http_pushq_group_t *) node;
+    }
+
+    return NULL;
+}
+
+
+ngx_int_t
+ngx_http_pushq_register(ngx_http_pushq_sub_t *s)
+{
+    ngx_rbtree_key_t          key;
+    ngx_http_pushq_group_t   *g;
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+
+    key = (ngx_rbtree_key_t) pushq_sub_channel_key(&s->sub);
+
+    g = ngx_http_pushq_find_group(key);
+
+    if (g == NULL) {
+        g = ngx_calloc(sizeof(ngx_http_pushq_group_t),
+                       s->request->connection->log);
+        if (g == NULL) {
+            return NGX_ERROR;
+        }
+
+        g->node.key = key;
+        ngx_queue_init(&g->subs);
+        ngx_rbtree_insert(&w->groups, &g->node);
+    }
+
+    ngx_queue_insert_tail(&g->subs, &s->queue);
+    g->nsubs++;
+    s->group = g;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_pushq_unregister(ngx_http_pushq_sub_t *s)
+{
+    ngx_http_pushq_group_t  *g;
+
+    g = s->group;
+
+    if (g == NULL) {
+        return;
+    }
+
+    ngx_queue_remove(&s->queue);
+    s->group = NULL;
+    g->nsubs--;
+
+    /* during a dispatch, empty groups are freed once it is over */
+
+    if (g->nsubs == 0 && !ngx_http_pushq_worker.dispatching) {
+        ngx_http_pushq_free_group(g);
+    }
+}
+
+
+static void
+ngx_http_pushq_free_group(ngx_http_pushq_group_t *g)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < 2; i++) {
+        if (g->frame[i]) {
+            ngx_http_pushq_frame_release(g->frame[i]);
+        }
+    }
+
+    ngx_rbtree_delete(&ngx_http_pushq_worker.groups, &g->node);
+    ngx_free(g);
+}
+
+
+static void
+ngx_http_pushq_free_empty_groups(void)
+{
+    ngx_rbtree_node_t        *node, *next;
+    ngx_http_pushq_group_t   *g;
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+
+    if (w->groups.root == w->groups.sentinel) {
+        return;
+    }
+
+    node = ngx_rbtree_min(w->groups.root, w->groups.sentinel);
+
+    while (node) {
+        next = ngx_rbtree_next(&w->groups, node);
+        g = (ngx_http_pushq_group_t *) node;
+
+        if (g->nsubs == 0) {
+            ngx_http_pushq_free_group(g);
+        }
+
+        node = next;
+    }
+}
+
+
+/*
+ * Calls fn for every local subscriber (ready ones only unless all is set).
+ * Each group's subscribers are moved to a pending list and back one by
+ * one before the call, so a call may remove any subscriber (itself or
+ * another: ngx_queue_remove() works in either list).
+ */
+
+static void
+ngx_http_pushq_each(ngx_uint_t all)
+{
+    ngx_queue_t               pending, *q;
+    ngx_rbtree_node_t        *node;
+    ngx_http_pushq_sub_t     *s;
+    ngx_http_pushq_group_t   *g;
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+
+    if (w->groups.root == w->groups.sentinel) {
+        return;
+    }
+
+    w->dispatching = 1;
+
+    for (node = ngx_rbtree_min(w->groups.root, w->groups.sentinel);
+         node;
+         node = ngx_rbtree_next(&w->groups, node))
+    {
+        g = (ngx_http_pushq_group_t *) node;
+
+        if (ngx_queue_empty(&g->subs)) {
+            continue;
+        }
+
+        ngx_queue_init(&pending);
+        ngx_queue_add(&pending, &g->subs);
+        ngx_queue_init(&g->subs);
+
+        while (!ngx_queue_empty(&pending)) {
+            q = ngx_queue_head(&pending);
+            ngx_queue_remove(q);
+            ngx_queue_insert_tail(&g->subs, q);
+
+            s = ngx_queue_data(q, ngx_http_pushq_sub_t, queue);
+
+            if (all) {
+                s->fn->shutdown(s);
+
+            } else if (pushq_sub_ready(w->store, &s->sub)) {
+                s->fn->notify(s);
+            }
+        }
+    }
+
+    w->dispatching = 0;
+
+    ngx_http_pushq_free_empty_groups();
+}
+
+
+static void
+ngx_http_pushq_dispatch(void)
+{
+    ngx_http_pushq_each(0);
+}
+
+
+/* graceful shutdown (reload, QUIT): answer and close everything held */
+
+static void
+ngx_http_pushq_shutdown(void)
+{
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+
+    if (w->exiting) {
+        return;
+    }
+
+    w->exiting = 1;
+
+    ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                  "pushq: worker exiting, closing its subscribers");
+
+    ngx_http_pushq_each(1);
+
+    ngx_http_pushq_close_own_eventfd();
+}
+
+
+ngx_http_pushq_frame_t *
+ngx_http_pushq_frame_alloc(size_t len, ngx_log_t *log)
+{
+    ngx_http_pushq_frame_t  *f;
+
+    f = ngx_alloc(offsetof(ngx_http_pushq_frame_t, data) + len, log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    f->refs = 1;
+    f->id = 0;
+    f->len = len;
+
+    return f;
+}
+
+
+void
+ngx_http_pushq_frame_release(ngx_http_pushq_frame_t *f)
+{
+    if (--f->refs == 0) {
+        ngx_free(f);
+    }
+}

@@ -1,0 +1,1125 @@
+
+/*
+ * pushq nginx module: pushq_subscriber's WebSocket transport (SPEC
+ * "WebSocket subscribe", RFC 6455), served by the module itself.
+ *
+ * After the 101 the request is held (r->main->count++); the connection's
+ * events reach ngx_http_pushq_ws_read/_write through
+ * ngx_http_request_handler.  Frames are read with c->recv into the core's
+ * parser and written with c->send (both are the TLS variants on TLS
+ * listeners) from a queue of frames owned by the module, not by r->pool:
+ * a connection lives long.  A broadcast is encoded once per worker and
+ * the frame shared (reference counted) by every subscriber of the channel.
+ *
+ * Re-entrancy: the inner functions only queue frames and set flags; every
+ * entry point (event handlers, timers, wake-up, shutdown) ends with
+ * ngx_http_pushq_ws_step(), the only place that finalizes the request.
+ */
+
+
+#include "ngx_http_pushq_module.h"
+
+
+#define NGX_HTTP_PUSHQ_WS_FORMATS       2
+#define NGX_HTTP_PUSHQ_WS_FETCH         64
+#define NGX_HTTP_PUSHQ_WS_READS         16
+#define NGX_HTTP_PUSHQ_WS_CLOSE_TIMEOUT 5000    /* ms for a close to go out */
+
+
+typedef struct ngx_http_pushq_out_s  ngx_http_pushq_out_t;
+
+struct ngx_http_pushq_out_s {
+    ngx_http_pushq_out_t        *next;
+    ngx_http_pushq_frame_t      *frame;
+    size_t                       sent;      /* bytes of frame sent */
+};
+
+
+typedef struct {
+    ngx_http_pushq_sub_t         base;
+    ngx_http_pushq_loc_conf_t   *conf;
+    pushq_args_t                 args;
+    pushq_ws_parser_t           *parser;
+
+    ngx_http_pushq_out_t        *out;       /* frames to send, in order */
+    ngx_http_pushq_out_t       **last;
+    size_t                       backlog;   /* unsent bytes in out */
+
+    ngx_event_t                  timer;     /* ping, then close timeout */
+
+    ngx_uint_t                   format;    /* 0 raw frames, 1 JSON */
+    uint64_t                     lost;      /* not yet reported (JSON) */
+    unsigned                     reset:1;   /* not yet reported (JSON) */
+
+    /* during a fetch: the first message's entry and a copy of it, to
+     * rebuild its JSON with "lost"/"reset" once the fetch reports them */
+    ngx_http_pushq_out_t        *first;
+    u_char                      *first_data;
+    size_t                       first_len;
+    ngx_uint_t                   first_binary;
+
+    unsigned                     started:1;
+    unsigned                     awaiting_pong:1;
+    unsigned                     closing:1;     /* close frame queued */
+    unsigned                     close_received:1;
+    unsigned                     error:1;       /* drop the connection */
+    unsigned                     nomem:1;
+    unsigned                     finished:1;
+} ngx_http_pushq_ws_t;
+
+
+static void ngx_http_pushq_ws_read(ngx_http_request_t *r);
+static void ngx_http_pushq_ws_write(ngx_http_request_t *r);
+static void ngx_http_pushq_ws_input(ngx_http_pushq_ws_t *ws, u_char *data,
+    size_t len);
+static void ngx_http_pushq_ws_publish(ngx_http_pushq_ws_t *ws,
+    pushq_ws_event_t *ev);
+static void ngx_http_pushq_ws_deliver(ngx_http_pushq_ws_t *ws);
+static void ngx_http_pushq_ws_send(ngx_http_pushq_ws_t *ws);
+static void ngx_http_pushq_ws_step(ngx_http_pushq_ws_t *ws);
+static void ngx_http_pushq_ws_close(ngx_http_pushq_ws_t *ws, uint16_t code,
+    const char *reason);
+static void ngx_http_pushq_ws_control(ngx_http_pushq_ws_t *ws,
+    unsigned opcode, const u_char *data, size_t len);
+static ngx_http_pushq_out_t *ngx_http_pushq_ws_queue(
+    ngx_http_pushq_ws_t *ws, ngx_http_pushq_frame_t *f);
+static void ngx_http_pushq_ws_timer(ngx_event_t *ev);
+static void ngx_http_pushq_ws_notify(ngx_http_pushq_sub_t *s);
+static void ngx_http_pushq_ws_shutdown(ngx_http_pushq_sub_t *s);
+static void ngx_http_pushq_ws_cleanup(void *data);
+static ngx_http_pushq_frame_t *ngx_http_pushq_ws_json_frame(
+    ngx_http_pushq_ws_t *ws, pushq_json_msg_t *jm);
+
+
+static const ngx_http_pushq_sub_fn_t  ngx_http_pushq_ws_fn = {
+    ngx_http_pushq_ws_notify,
+    ngx_http_pushq_ws_shutdown
+};
+
+
+/* worker-local: the read buffer, a JSON scratch buffer, free out entries */
+
+static u_char                 ngx_http_pushq_ws_buf[16384];
+static u_char                *ngx_http_pushq_ws_scratch;
+static size_t                 ngx_http_pushq_ws_scratch_size;
+static ngx_http_pushq_out_t  *ngx_http_pushq_ws_free;
+
+
+static ngx_str_t *
+ngx_http_pushq_ws_header(ngx_http_request_t *r, const char *name)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = ngx_strlen(name);
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i].value;
+        }
+    }
+}
+
+
+ngx_int_t
+ngx_http_pushq_websocket_handler(ngx_http_request_t *r,
+    ngx_http_pushq_loc_conf_t *plcf, pushq_args_t *args)
+{
+    char                      accept[28];
+    u_char                   *p;
+    ngx_int_t                 rc;
+    ngx_str_t                *key, *version, *conn;
+    const char               *why;
+    pushq_status_t            st;
+    pushq_sub_spec_t          spec;
+    ngx_http_cleanup_t       *cln;
+    ngx_http_pushq_ws_t      *ws;
+    pushq_ws_handshake_t      hs;
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+
+#if (NGX_HTTP_V2)
+    if (r->stream) {
+        return ngx_http_pushq_error(r, PUSHQ_EBADARG,
+                                    "Upgrade: WebSocket needs HTTP/1.1");
+    }
+#endif
+
+    /* RFC 6455 4.2.1: the opening handshake */
+
+    ngx_memzero(&hs, sizeof(pushq_ws_handshake_t));
+
+    hs.method = (const char *) r->method_name.data;
+    hs.method_len = r->method_name.len;
+    hs.http_major = (int) r->http_major;
+    hs.http_minor = (int) r->http_minor;
+
+    if (r->headers_in.upgrade) {
+        hs.upgrade = (const char *) r->headers_in.upgrade->value.data;
+        hs.upgrade_len = r->headers_in.upgrade->value.len;
+    }
+
+    /* nginx 1.22 does not keep r->headers_in.connection: look it up */
+
+    conn = ngx_http_pushq_ws_header(r, "Connection");
+    if (conn) {
+        hs.connection = (const char *) conn->data;
+        hs.connection_len = conn->len;
+    }
+
+    key = ngx_http_pushq_ws_header(r, "Sec-WebSocket-Key");
+    if (key) {
+        hs.key = (const char *) key->data;
+        hs.key_len = key->len;
+    }
+
+    version = ngx_http_pushq_ws_header(r, "Sec-WebSocket-Version");
+    if (version) {
+        hs.version = (const char *) version->data;
+        hs.version_len = version->len;
+    }
+
+    why = NULL;
+    st = pushq_ws_handshake_check(&hs, accept, &why);
+    if (st != PUSHQ_OK) {
+        return ngx_http_pushq_error(r, st, why);
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ws = ngx_pcalloc(r->pool, sizeof(ngx_http_pushq_ws_t));
+    if (ws == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ws->base.fn = &ngx_http_pushq_ws_fn;
+    ws->base.request = r;
+    ws->conf = plcf;
+    ws->args = *args;
+    ws->last = &ws->out;
+    ws->format = (args->format == PUSHQ_FORMAT_JSON) ? 1 : 0;
+
+    cln = ngx_http_cleanup_add(r, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_pushq_ws_cleanup;
+    cln->data = ws;
+
+    ws->parser = pushq_ws_parser_create(plcf->max_message_size);
+    if (ws->parser == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memzero(&spec, sizeof(pushq_sub_spec_t));
+    spec.chan = ws->args.channel;
+    spec.chan_len = ws->args.channel_len;
+    spec.name = ws->args.name_len ? ws->args.name : NULL;
+    spec.name_len = ws->args.name_len;
+    spec.has_last_id = ws->args.has_last_id;
+    spec.last_id = ws->args.last_id;
+    spec.kind = PUSHQ_SUB_WEBSOCKET;
+    spec.owner = w->owner;
+
+    st = pushq_sub_open(w->store, &spec, &plcf->limits, pushq_now_ms(),
+                        &ws->base.sub, &why);
+    if (st != PUSHQ_OK) {
+        return ngx_http_pushq_error(r, st, why);
+    }
+
+    ws->base.open = 1;
+
+    /* the 101 */
+
+    p = ngx_pnalloc(r->pool, sizeof(accept) + 1);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(p, accept, sizeof(accept));
+    p[sizeof(accept)] = '\0';
+
+    if (ngx_http_pushq_add_header(r, "Upgrade", "websocket") != NGX_OK
+        || ngx_http_pushq_add_header(r, "Sec-WebSocket-Accept",
+                                     (const char *) p)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
+    ngx_str_set(&r->headers_out.status_line, "101 Switching Protocols");
+    r->headers_out.content_length_n = -1;
+
+    /* what follows on the connection is frames, never another request */
+    r->keepalive = 0;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return rc;
+    }
+
+    /* below postpone_output the header would wait in r->out */
+
+    if (ngx_http_send_special(r, NGX_HTTP_FLUSH) == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    (void) ngx_tcp_nodelay(r->connection);
+
+    if (ngx_http_pushq_register(&ws->base) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_set_ctx(r, ws, ngx_http_pushq_module);
+
+    r->main->count++;
+
+    r->read_event_handler = ngx_http_pushq_ws_read;
+    r->write_event_handler = ngx_http_pushq_ws_write;
+
+    ws->timer.handler = ngx_http_pushq_ws_timer;
+    ws->timer.data = ws;
+    ws->timer.log = r->connection->log;
+
+    if (plcf->websocket_ping) {
+        ngx_add_timer(&ws->timer, plcf->websocket_ping);
+    }
+
+    /*
+     * The first run of the read handler takes the bytes the client sent
+     * with the handshake (already in r->header_in) and what is ready for
+     * a resuming client; it runs from the event loop, where finalizing is
+     * safe.
+     */
+
+    ngx_post_event(r->connection->read, &ngx_posted_events);
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_pushq_ws_read(ngx_http_request_t *r)
+{
+    ssize_t               n;
+    ngx_uint_t            i;
+    ngx_connection_t     *c;
+    ngx_http_pushq_ws_t  *ws;
+
+    ws = ngx_http_get_module_ctx(r, ngx_http_pushq_module);
+    c = r->connection;
+
+    if (!ws->started) {
+        ws->started = 1;
+
+        if (r->header_in->pos < r->header_in->last) {
+            n = r->header_in->last - r->header_in->pos;
+            ngx_http_pushq_ws_input(ws, r->header_in->pos, (size_t) n);
+            r->header_in->pos = r->header_in->last;
+        }
+
+        if (ngx_http_pushq_worker.exiting) {
+            ngx_http_pushq_ws_close(ws, 1001, "server shutting down");
+        }
+
+        ngx_http_pushq_ws_deliver(ws);
+    }
+
+    for (i = 0; i < NGX_HTTP_PUSHQ_WS_READS; i++) {
+
+        if (ws->error || (ws->closing && ws->close_received)) {
+            break;
+        }
+
+        n = c->recv(c, ngx_http_pushq_ws_buf, sizeof(ngx_http_pushq_ws_buf));
+
+        if (n == NGX_AGAIN) {
+            if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+                ws->error = 1;
+            }
+
+            break;
+        }
+
+        if (n == 0 || n == NGX_ERROR) {
+            /* the peer is gone (after our close frame: as expected) */
+            ws->error = 1;
+            break;
+        }
+
+        ws->awaiting_pong = 0;
+
+        ngx_http_pushq_ws_input(ws, ngx_http_pushq_ws_buf, (size_t) n);
+    }
+
+    if (i == NGX_HTTP_PUSHQ_WS_READS) {
+        /* let the other connections run */
+        ngx_post_event(c->read, &ngx_posted_events);
+    }
+
+    ngx_http_pushq_ws_step(ws);
+}
+
+
+static void
+ngx_http_pushq_ws_write(ngx_http_request_t *r)
+{
+    ngx_http_pushq_ws_t  *ws;
+
+    ws = ngx_http_get_module_ctx(r, ngx_http_pushq_module);
+
+    /* the socket took data: maybe more is ready now */
+
+    ngx_http_pushq_ws_send(ws);
+    ngx_http_pushq_ws_deliver(ws);
+    ngx_http_pushq_ws_step(ws);
+}
+
+
+static void
+ngx_http_pushq_ws_input(ngx_http_pushq_ws_t *ws, u_char *data, size_t len)
+{
+    size_t            used;
+    pushq_ws_event_t  ev;
+
+    while (!ws->closing && !ws->error) {
+
+        used = pushq_ws_parser_feed(ws->parser, data, len, &ev);
+        data += used;
+        len -= used;
+
+        switch (ev.type) {
+
+        case PUSHQ_WS_NEED_MORE:
+            if (len == 0) {
+                return;
+            }
+            break;
+
+        case PUSHQ_WS_TEXT:
+        case PUSHQ_WS_BINARY:
+            ngx_http_pushq_ws_publish(ws, &ev);
+            break;
+
+        case PUSHQ_WS_PING:
+            /* RFC 6455 5.5.2: a pong with the ping's application data */
+            ngx_http_pushq_ws_control(ws, PUSHQ_WS_OP_PONG, ev.data, ev.len);
+            break;
+
+        case PUSHQ_WS_PONG:
+            ws->awaiting_pong = 0;
+            break;
+
+        case PUSHQ_WS_CLOSE:
+            /* RFC 6455 5.5.1: echo the peer's code */
+            ws->close_received = 1;
+            ngx_http_pushq_ws_close(ws, ev.close_code ? ev.close_code : 1000,
+                                    NULL);
+            return;
+
+        case PUSHQ_WS_ERROR:
+            ngx_log_error(NGX_LOG_INFO, ws->base.request->connection->log,
+                          0, "pushq: websocket client error, closing with "
+                          "%d: %s", (int) ev.close_code,
+                          ev.reason ? ev.reason : "");
+            ngx_http_pushq_ws_close(ws, ev.close_code, ev.reason);
+            return;
+        }
+    }
+}
+
+
+/* a text or binary message from the client goes to the channel */
+
+static void
+ngx_http_pushq_ws_publish(ngx_http_pushq_ws_t *ws, pushq_ws_event_t *ev)
+{
+    ngx_uint_t               level;
+    const char              *why;
+    pushq_status_t           st;
+    pushq_publish_result_t   res;
+
+    if (!ws->conf->websocket_publish) {
+        ngx_log_error(NGX_LOG_INFO, ws->base.request->connection->log, 0,
+                      "pushq: websocket client published on a location "
+                      "with \"pushq_websocket_publish off\", closing");
+        ngx_http_pushq_ws_close(ws, 1008, "publishing is off here");
+        return;
+    }
+
+    why = NULL;
+    ngx_memzero(&res, sizeof(pushq_publish_result_t));
+
+    st = pushq_store_publish(ngx_http_pushq_worker.store, ws->args.channel,
+                             ws->args.channel_len, ev->data, ev->len,
+                             ev->type == PUSHQ_WS_BINARY ? PUSHQ_MSG_BINARY
+                                                         : 0,
+                             &ws->conf->limits, pushq_now_ms(), &res, &why);
+    if (st != PUSHQ_OK) {
+        level = (st == PUSHQ_ENOMEM) ? NGX_LOG_WARN : NGX_LOG_INFO;
+
+        ngx_log_error(level, ws->base.request->connection->log, 0,
+                      "pushq: websocket publish refused: %s%s",
+                      why ? why : "error",
+                      st == PUSHQ_ENOMEM ? " (raise pushq_shm_size)" : "");
+        ngx_http_pushq_ws_close(ws, pushq_status_close_code(st), why);
+        return;
+    }
+
+    /* our own worker too: the sender receives its message as well */
+
+    ngx_http_pushq_wake(res.wakers);
+}
+
+
+static ngx_http_pushq_out_t *
+ngx_http_pushq_ws_out_alloc(ngx_log_t *log)
+{
+    ngx_http_pushq_out_t  *o;
+
+    o = ngx_http_pushq_ws_free;
+
+    if (o) {
+        ngx_http_pushq_ws_free = o->next;
+
+    } else {
+        o = ngx_alloc(sizeof(ngx_http_pushq_out_t), log);
+        if (o == NULL) {
+            return NULL;
+        }
+    }
+
+    o->next = NULL;
+    o->frame = NULL;
+    o->sent = 0;
+
+    return o;
+}
+
+
+static void
+ngx_http_pushq_ws_out_free(ngx_http_pushq_out_t *o)
+{
+    if (o->frame) {
+        ngx_http_pushq_frame_release(o->frame);
+        o->frame = NULL;
+    }
+
+    o->next = ngx_http_pushq_ws_free;
+    ngx_http_pushq_ws_free = o;
+}
+
+
+/* appends f, taking over the caller's reference */
+
+static ngx_http_pushq_out_t *
+ngx_http_pushq_ws_queue(ngx_http_pushq_ws_t *ws, ngx_http_pushq_frame_t *f)
+{
+    ngx_http_pushq_out_t  *o;
+
+    o = ngx_http_pushq_ws_out_alloc(ws->base.request->connection->log);
+    if (o == NULL) {
+        ngx_http_pushq_frame_release(f);
+        ws->nomem = 1;
+        return NULL;
+    }
+
+    o->frame = f;
+    *ws->last = o;
+    ws->last = &o->next;
+    ws->backlog += f->len;
+
+    return o;
+}
+
+
+static void
+ngx_http_pushq_ws_control(ngx_http_pushq_ws_t *ws, unsigned opcode,
+    const u_char *data, size_t len)
+{
+    size_t                   n;
+    u_char                   hdr[10];
+    ngx_http_pushq_frame_t  *f;
+
+    /* control payloads are at most 125 bytes (RFC 6455 5.5) */
+
+    n = pushq_ws_frame_header(hdr, opcode, len);
+
+    f = ngx_http_pushq_frame_alloc(n + len,
+                                   ws->base.request->connection->log);
+    if (f == NULL) {
+        ws->nomem = 1;
+        return;
+    }
+
+    ngx_memcpy(f->data, hdr, n);
+
+    if (len) {
+        ngx_memcpy(f->data + n, data, len);
+    }
+
+    ngx_http_pushq_ws_queue(ws, f);
+}
+
+
+/* no subscriber any more: nothing more is fetched for this connection */
+
+static void
+ngx_http_pushq_ws_unsubscribe(ngx_http_pushq_ws_t *ws)
+{
+    ngx_http_pushq_unregister(&ws->base);
+
+    if (ws->base.open) {
+        ws->base.open = 0;
+        pushq_sub_close(ngx_http_pushq_worker.store, &ws->base.sub,
+                        pushq_now_ms());
+    }
+}
+
+
+/*
+ * Queues a close frame (code 0: none) and stops the subscription; the
+ * connection is closed once the frame is out (and the client's close has
+ * come, or lingering close drains it), or after a timeout.
+ */
+
+static void
+ngx_http_pushq_ws_close(ngx_http_pushq_ws_t *ws, uint16_t code,
+    const char *reason)
+{
+    ngx_http_pushq_frame_t  *f;
+
+    if (ws->closing) {
+        return;
+    }
+
+    ws->closing = 1;
+
+    ngx_http_pushq_ws_unsubscribe(ws);
+
+    f = ngx_http_pushq_frame_alloc(127, ws->base.request->connection->log);
+    if (f == NULL) {
+        ws->error = 1;
+        return;
+    }
+
+    f->len = pushq_ws_close_frame(f->data, code, reason);
+    ngx_http_pushq_ws_queue(ws, f);
+
+    if (ws->timer.timer_set) {
+        ngx_del_timer(&ws->timer);
+    }
+
+    ngx_add_timer(&ws->timer, NGX_HTTP_PUSHQ_WS_CLOSE_TIMEOUT);
+}
+
+
+/* called by pushq_sub_fetch with the store locked: copy, no store calls */
+
+static void
+ngx_http_pushq_ws_collect(void *ctx, const pushq_msg_t *m)
+{
+    ngx_http_pushq_ws_t *ws = ctx;
+
+    size_t                   n;
+    u_char                   hdr[10];
+    ngx_uint_t               binary;
+    pushq_json_msg_t         jm;
+    ngx_http_pushq_out_t    *o;
+    ngx_http_pushq_group_t  *g;
+    ngx_http_pushq_frame_t  *f;
+
+    if (ws->nomem) {
+        return;
+    }
+
+    g = ws->base.group;
+    binary = (m->flags & PUSHQ_MSG_BINARY) ? 1 : 0;
+
+    if (ws->format && ws->first_data == NULL) {
+        /* kept until the fetch reports lost/reset */
+        ws->first_data = ngx_alloc(m->len ? m->len : 1,
+                                   ws->base.request->connection->log);
+        if (ws->first_data == NULL) {
+            ws->nomem = 1;
+            return;
+        }
+
+        ngx_memcpy(ws->first_data, m->data, m->len);
+        ws->first_len = m->len;
+        ws->first_binary = binary;
+    }
+
+    f = NULL;
+
+    if (g && g->frame[ws->format] && g->frame[ws->format]->id == m->id) {
+        /* the broadcast was already encoded for another subscriber */
+        f = g->frame[ws->format];
+        f->refs++;
+
+    } else if (ws->format == 0) {
+        n = pushq_ws_frame_header(hdr, binary ? PUSHQ_WS_OP_BINARY
+                                              : PUSHQ_WS_OP_TEXT, m->len);
+
+        f = ngx_http_pushq_frame_alloc(n + m->len,
+                                       ws->base.request->connection->log);
+        if (f == NULL) {
+            ws->nomem = 1;
+            return;
+        }
+
+        ngx_memcpy(f->data, hdr, n);
+        ngx_memcpy(f->data + n, m->data, m->len);
+
+    } else {
+        ngx_memzero(&jm, sizeof(pushq_json_msg_t));
+        jm.id = m->id;
+        jm.channel = ws->args.channel;
+        jm.channel_len = ws->args.channel_len;
+        jm.data = m->data;
+        jm.len = m->len;
+        jm.binary = (int) binary;
+
+        f = ngx_http_pushq_ws_json_frame(ws, &jm);
+        if (f == NULL) {
+            ws->nomem = 1;
+            return;
+        }
+    }
+
+    f->id = m->id;
+
+    if (g && g->frame[ws->format] != f) {
+        if (g->frame[ws->format]) {
+            ngx_http_pushq_frame_release(g->frame[ws->format]);
+        }
+
+        g->frame[ws->format] = f;
+        f->refs++;
+    }
+
+    o = ngx_http_pushq_ws_queue(ws, f);
+
+    if (ws->first == NULL) {
+        ws->first = o;
+    }
+}
+
+
+/* a text frame holding the message's JSON */
+
+static ngx_http_pushq_frame_t *
+ngx_http_pushq_ws_json_frame(ngx_http_pushq_ws_t *ws, pushq_json_msg_t *jm)
+{
+    u_char                  *p, hdr[10];
+    size_t                   n, h;
+    ngx_log_t               *log;
+    ngx_http_pushq_frame_t  *f;
+
+    log = ws->base.request->connection->log;
+
+    for ( ;; ) {
+        n = pushq_json_message((char *) ngx_http_pushq_ws_scratch,
+                               ngx_http_pushq_ws_scratch_size, jm);
+
+        if (ngx_http_pushq_ws_scratch && n <= ngx_http_pushq_ws_scratch_size)
+        {
+            break;
+        }
+
+        p = ngx_alloc(n + 1024, log);
+        if (p == NULL) {
+            return NULL;
+        }
+
+        if (ngx_http_pushq_ws_scratch) {
+            ngx_free(ngx_http_pushq_ws_scratch);
+        }
+
+        ngx_http_pushq_ws_scratch = p;
+        ngx_http_pushq_ws_scratch_size = n + 1024;
+    }
+
+    h = pushq_ws_frame_header(hdr, PUSHQ_WS_OP_TEXT, n);
+
+    f = ngx_http_pushq_frame_alloc(h + n, log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(f->data, hdr, h);
+    ngx_memcpy(f->data + h, ngx_http_pushq_ws_scratch, n);
+
+    return f;
+}
+
+
+/*
+ * Fetches what is ready while the backlog allows, sending as it goes; a
+ * reader whose unsent data passes pushq_websocket_max_backlog is dropped.
+ */
+
+static void
+ngx_http_pushq_ws_deliver(ngx_http_pushq_ws_t *ws)
+{
+    size_t                   max;
+    pushq_status_t           st;
+    pushq_json_msg_t         jm;
+    pushq_fetch_info_t       info;
+    ngx_http_pushq_out_t    *o, *next;
+    ngx_http_pushq_frame_t  *f;
+    ngx_http_pushq_worker_t *w;
+
+    w = &ngx_http_pushq_worker;
+
+    while (!ws->closing && !ws->error && ws->base.open
+           && pushq_sub_ready(w->store, &ws->base.sub))
+    {
+        ngx_memzero(&info, sizeof(pushq_fetch_info_t));
+
+        max = ws->conf->websocket_max_backlog;
+        max = (ws->backlog < max) ? max - ws->backlog : 1;
+
+        ws->first = NULL;
+        ws->first_data = NULL;
+
+        st = pushq_sub_fetch(w->store, &ws->base.sub,
+                             NGX_HTTP_PUSHQ_WS_FETCH, max, pushq_now_ms(),
+                             ngx_http_pushq_ws_collect, ws, &info);
+
+        if (st == PUSHQ_OK && !ws->nomem && ws->format) {
+            ws->lost += info.lost;
+            ws->reset |= info.reset ? 1 : 0;
+
+            if (ws->first && (ws->lost || ws->reset)) {
+                /* this subscriber's own copy of the first message */
+                ngx_memzero(&jm, sizeof(pushq_json_msg_t));
+                jm.id = ws->first->frame->id;
+                jm.channel = ws->args.channel;
+                jm.channel_len = ws->args.channel_len;
+                jm.data = ws->first_data;
+                jm.len = ws->first_len;
+                jm.binary = (int) ws->first_binary;
+                jm.lost = ws->lost;
+                jm.reset = ws->reset;
+
+                f = ngx_http_pushq_ws_json_frame(ws, &jm);
+
+                if (f == NULL) {
+                    ws->nomem = 1;
+
+                } else {
+                    f->id = jm.id;
+                    ws->backlog -= ws->first->frame->len;
+                    ngx_http_pushq_frame_release(ws->first->frame);
+                    ws->first->frame = f;
+                    ws->backlog += f->len;
+                    ws->lost = 0;
+                    ws->reset = 0;
+                }
+            }
+        }
+
+        if (ws->first_data) {
+            ngx_free(ws->first_data);
+            ws->first_data = NULL;
+        }
+
+        ws->first = NULL;
+
+        if (st != PUSHQ_OK || ws->nomem) {
+            ngx_log_error(NGX_LOG_ERR, ws->base.request->connection->log, 0,
+                          "pushq: websocket fetch failed (%d)", (int) st);
+            ngx_http_pushq_ws_close(ws, 1011, "internal error");
+            return;
+        }
+
+        ngx_http_pushq_ws_send(ws);
+
+        if (ws->backlog > ws->conf->websocket_max_backlog) {
+
+            pushq_store_count_dropped_slow(w->store);
+
+            ngx_log_error(NGX_LOG_INFO, ws->base.request->connection->log, 0,
+                          "pushq: websocket subscriber too slow, %uz bytes "
+                          "unsent (pushq_websocket_max_backlog %uz), "
+                          "closing", ws->backlog,
+                          ws->conf->websocket_max_backlog);
+
+            /* drop what was not begun; a frame begun must be finished */
+
+            o = ws->out;
+
+            if (o && o->sent == 0) {
+                o = NULL;
+                next = ws->out;
+                ws->out = NULL;
+                ws->last = &ws->out;
+
+            } else if (o) {
+                next = o->next;
+                o->next = NULL;
+                ws->last = &o->next;
+
+            } else {
+                next = NULL;
+            }
+
+            while (next) {
+                o = next;
+                next = o->next;
+                ws->backlog -= o->frame->len - o->sent;
+                ngx_http_pushq_ws_out_free(o);
+            }
+
+            ngx_http_pushq_ws_close(ws, 1008,
+                                    "too slow: unsent data over "
+                                    "pushq_websocket_max_backlog");
+            return;
+        }
+
+        if (info.count == 0 || ws->out) {
+            /* the socket is full: the write handler goes on */
+            return;
+        }
+    }
+}
+
+
+static void
+ngx_http_pushq_ws_send(ngx_http_pushq_ws_t *ws)
+{
+    ssize_t                  n;
+    ngx_int_t                rc;
+    ngx_connection_t        *c;
+    ngx_http_request_t      *r;
+    ngx_http_pushq_out_t    *o;
+    ngx_http_pushq_frame_t  *f;
+
+    r = ws->base.request;
+    c = r->connection;
+
+    if (ws->error) {
+        return;
+    }
+
+    if (r->out || c->buffered) {
+        /* the 101's header is still in nginx's write filter */
+
+        rc = ngx_http_output_filter(r, NULL);
+
+        if (rc == NGX_ERROR) {
+            ws->error = 1;
+            return;
+        }
+
+        if (r->out || c->buffered) {
+            if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
+                ws->error = 1;
+            }
+
+            return;
+        }
+    }
+
+    while (ws->out) {
+        o = ws->out;
+        f = o->frame;
+
+        if (o->sent < f->len) {
+            n = c->send(c, f->data + o->sent, f->len - o->sent);
+
+            if (n == NGX_ERROR) {
+                ws->error = 1;
+                return;
+            }
+
+            if (n == NGX_AGAIN) {
+                break;
+            }
+
+            o->sent += n;
+            ws->backlog -= n;
+
+            if (o->sent < f->len) {
+                continue;
+            }
+        }
+
+        ws->out = o->next;
+
+        if (ws->out == NULL) {
+            ws->last = &ws->out;
+        }
+
+        ngx_http_pushq_ws_out_free(o);
+    }
+
+    if (ws->out) {
+        if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
+            ws->error = 1;
+        }
+    }
+}
+
+
+/* sends, and finalizes the request when the connection is done */
+
+static void
+ngx_http_pushq_ws_step(ngx_http_pushq_ws_t *ws)
+{
+    ngx_int_t            rc;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    if (ws->finished) {
+        return;
+    }
+
+    if (ws->nomem && !ws->closing) {
+        ngx_http_pushq_ws_close(ws, 1011, "out of worker memory");
+    }
+
+    ngx_http_pushq_ws_send(ws);
+
+    if (!ws->error && !(ws->closing && ws->out == NULL)) {
+        return;
+    }
+
+    r = ws->base.request;
+    c = r->connection;
+
+    ws->finished = 1;
+
+    r->keepalive = 0;
+
+    if (ws->error) {
+        rc = NGX_ERROR;
+
+    } else {
+        /* our close frame is out: lingering close reads the client's */
+        r->lingering_close = ws->close_received ? 0 : 1;
+        rc = NGX_OK;
+    }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* a ping every websocket_ping; one unanswered ping drops the peer */
+
+static void
+ngx_http_pushq_ws_timer(ngx_event_t *ev)
+{
+    ngx_http_pushq_ws_t  *ws = ev->data;
+
+    if (ws->closing) {
+        /* the close frame did not go out in time: plain close */
+        ws->error = 1;
+        ngx_http_pushq_ws_step(ws);
+        return;
+    }
+
+    if (ws->awaiting_pong) {
+        ngx_log_error(NGX_LOG_INFO, ws->base.request->connection->log, 0,
+                      "pushq: websocket peer did not answer a ping in %M, "
+                      "closing", ws->conf->websocket_ping);
+        ws->error = 1;
+        ngx_http_pushq_ws_step(ws);
+        return;
+    }
+
+    ngx_http_pushq_ws_control(ws, PUSHQ_WS_OP_PING, NULL, 0);
+    ws->awaiting_pong = 1;
+
+    ngx_add_timer(ev, ws->conf->websocket_ping);
+
+    ngx_http_pushq_ws_step(ws);
+}
+
+
+static void
+ngx_http_pushq_ws_notify(ngx_http_pushq_sub_t *s)
+{
+    ngx_http_pushq_ws_t  *ws = (ngx_http_pushq_ws_t *) s;
+
+    if (!ws->started) {
+        /* the first read handler run delivers */
+        return;
+    }
+
+    ngx_http_pushq_ws_deliver(ws);
+    ngx_http_pushq_ws_step(ws);
+}
+
+
+/* the worker exits (reload): send what is ready, then 1001 */
+
+static void
+ngx_http_pushq_ws_shutdown(ngx_http_pushq_sub_t *s)
+{
+    ngx_http_pushq_ws_t  *ws = (ngx_http_pushq_ws_t *) s;
+
+    if (ws->started) {
+        ngx_http_pushq_ws_deliver(ws);
+    }
+
+    ngx_http_pushq_ws_close(ws, 1001, "server shutting down");
+    ngx_http_pushq_ws_step(ws);
+}
+
+
+static void
+ngx_http_pushq_ws_cleanup(void *data)
+{
+    ngx_http_pushq_ws_t  *ws = data;
+
+    ngx_http_pushq_out_t  *o;
+
+    ws->finished = 1;
+
+    if (ws->timer.timer_set) {
+        ngx_del_timer(&ws->timer);
+    }
+
+    ngx_http_pushq_ws_unsubscribe(ws);
+
+    if (ws->parser) {
+        pushq_ws_parser_destroy(ws->parser);
+        ws->parser = NULL;
+    }
+
+    while (ws->out) {
+        o = ws->out;
+        ws->out = o->next;
+        ngx_http_pushq_ws_out_free(o);
+    }
+
+    ws->last = &ws->out;
+    ws->backlog = 0;
+}

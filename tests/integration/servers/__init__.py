@@ -1,0 +1,1 @@
+"""Server launchers for the integration tests: nginx.py, civetweb.py."""
