@@ -38,6 +38,8 @@ include $(wildcard nginx_module/build.mk)
 include $(wildcard civetweb_plugin/build.mk)
 include $(wildcard tests/integration/build.mk)
 include $(wildcard tests/browser/browser.mk)
+include $(wildcard tests/conformance/conformance.mk)
+include $(wildcard tests/hostile/hostile.mk)
 include $(wildcard bench/build.mk)
 
 .PHONY: all test clean demo

@@ -44,7 +44,8 @@ $(OUT)/include/pushq_civetweb.hpp: civetweb_plugin/include/pushq_civetweb.hpp
 	cp $< $@
 
 .PHONY: civetweb test-civetweb
-civetweb: $(LIBPUSHQ_CW) $(OUT)/pushq-civetweb $(OUT)/pushq-embed-example
+civetweb: $(LIBPUSHQ_CW) $(OUT)/pushq-civetweb $(OUT)/pushq-embed-example \
+          $(OUT)/include/pushq_civetweb.h $(OUT)/include/pushq_civetweb.hpp
 
 TEST_STEPS += test-civetweb
 

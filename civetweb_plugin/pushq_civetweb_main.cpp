@@ -12,6 +12,7 @@
 #include <civetweb.h>
 #include <csignal>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -89,6 +90,9 @@ const char help_text[] =
     "                                is disconnected\n"
     "    channel             $arg_channel  channel argument, or a fixed name\n"
     "    client              $arg_name     client-name argument, or fixed\n"
+    "\n"
+    "The open-file soft limit is raised to the hard limit (each held\n"
+    "subscriber is a socket).\n"
     "\n"
     "Logs (CivetWeb's errors, the access log, pushq's messages) go to\n"
     "stderr.  SIGTERM or SIGINT stops the server: waiting long-polls are\n"
@@ -349,6 +353,16 @@ int main(int argc, char **argv)
     mg_init_library(0);
     config c = read_config(path);
 
+    /* Every held subscriber is a socket: raise the soft open-file limit
+     * (often 1024) to the hard one, as nginx's worker_rlimit_nofile
+     * would. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    getrlimit(RLIMIT_NOFILE, &rl);
+
     std::vector<const char *> cw;
     for (const config_line &l : c.civetweb) {
         cw.push_back(l.name.c_str());
@@ -424,8 +438,9 @@ int main(int argc, char **argv)
     const char *docroot = mg_get_option(ctx, "document_root");
     const char *threads = mg_get_option(ctx, "num_threads");
     log_line("pushq-civetweb: CivetWeb %s listening on port %s, %s threads, "
-             "document_root %s",
+             "%llu open files, document_root %s",
              mg_version(), listening.c_str(), threads ? threads : "?",
+             static_cast<unsigned long long>(rl.rlim_cur),
              docroot && *docroot ? docroot : "(none)");
 
     int sig = 0;

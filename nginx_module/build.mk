@@ -68,7 +68,7 @@ $(NGX_MODULE): $(NGX_BUILD)/Makefile $(NGX_MOD_SRCS) $(LIBPUSHQ) \
 # The same module with ASan+UBSan, linked with the sanitized core, for
 # test-nginx-san (nginx runs with the sanitizer runtimes preloaded, see
 # nginx_module/nginx-san.sh).
-NGX_BUILD_SAN  := build/nginx-san
+NGX_BUILD_SAN  := $(NGX_BUILD)/san
 NGX_MODULE_SAN := $(OUT)/san/ngx_http_pushq_module.so
 
 $(NGX_BUILD_SAN)/Makefile: nginx_module/config $(NGX_BUILD)/nginx-src

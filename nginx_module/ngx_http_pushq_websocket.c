@@ -19,10 +19,16 @@
 
 #include "ngx_http_pushq_module.h"
 
+#if (NGX_LINUX)
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
+#endif
+
 
 #define NGX_HTTP_PUSHQ_WS_FORMATS       2
 #define NGX_HTTP_PUSHQ_WS_FETCH         64
 #define NGX_HTTP_PUSHQ_WS_READS         16
+#define NGX_HTTP_PUSHQ_WS_IOV           64      /* frames per writev() */
 #define NGX_HTTP_PUSHQ_WS_CLOSE_TIMEOUT 5000    /* ms for a close to go out */
 
 
@@ -779,6 +785,31 @@ ngx_http_pushq_ws_json_frame(ngx_http_pushq_ws_t *ws, pushq_json_msg_t *jm)
 
 
 /*
+ * The data not yet sent to the client: our queue plus what the kernel
+ * holds unsent in the socket (autotuning may give a socket megabytes of
+ * send buffer, which would hide a reader that stopped reading).
+ */
+
+static size_t
+ngx_http_pushq_ws_unsent(ngx_http_pushq_ws_t *ws)
+{
+#if (NGX_LINUX) && defined(SIOCOUTQNSD)
+
+    int  n;
+
+    if (ioctl(ws->base.request->connection->fd, SIOCOUTQNSD, &n) == 0
+        && n > 0)
+    {
+        return ws->backlog + (size_t) n;
+    }
+
+#endif
+
+    return ws->backlog;
+}
+
+
+/*
  * Fetches what is ready while the backlog allows, sending as it goes; a
  * reader whose unsent data passes pushq_websocket_max_backlog is dropped.
  */
@@ -786,7 +817,7 @@ ngx_http_pushq_ws_json_frame(ngx_http_pushq_ws_t *ws, pushq_json_msg_t *jm)
 static void
 ngx_http_pushq_ws_deliver(ngx_http_pushq_ws_t *ws)
 {
-    size_t                   max;
+    size_t                   max, unsent;
     pushq_status_t           st;
     pushq_json_msg_t         jm;
     pushq_fetch_info_t       info;
@@ -801,8 +832,9 @@ ngx_http_pushq_ws_deliver(ngx_http_pushq_ws_t *ws)
     {
         ngx_memzero(&info, sizeof(pushq_fetch_info_t));
 
+        unsent = ngx_http_pushq_ws_unsent(ws);
         max = ws->conf->websocket_max_backlog;
-        max = (ws->backlog < max) ? max - ws->backlog : 1;
+        max = (unsent < max) ? max - unsent : 1;
 
         ws->first = NULL;
         ws->first_data = NULL;
@@ -860,14 +892,16 @@ ngx_http_pushq_ws_deliver(ngx_http_pushq_ws_t *ws)
 
         ngx_http_pushq_ws_send(ws);
 
-        if (ws->backlog > ws->conf->websocket_max_backlog) {
+        unsent = ngx_http_pushq_ws_unsent(ws);
+
+        if (unsent > ws->conf->websocket_max_backlog) {
 
             pushq_store_count_dropped_slow(w->store);
 
             ngx_log_error(NGX_LOG_INFO, ws->base.request->connection->log, 0,
                           "pushq: websocket subscriber too slow, %uz bytes "
                           "unsent (pushq_websocket_max_backlog %uz), "
-                          "closing", ws->backlog,
+                          "closing", unsent,
                           ws->conf->websocket_max_backlog);
 
             /* drop what was not begun; a frame begun must be finished */
@@ -910,6 +944,97 @@ ngx_http_pushq_ws_deliver(ngx_http_pushq_ws_t *ws)
 }
 
 
+/* n bytes went out: drop the frames they finish */
+
+static void
+ngx_http_pushq_ws_sent(ngx_http_pushq_ws_t *ws, size_t n)
+{
+    size_t                 left;
+    ngx_http_pushq_out_t  *o;
+
+    ws->backlog -= n;
+
+    while (ws->out) {
+        o = ws->out;
+        left = o->frame->len - o->sent;
+
+        if (n < left) {
+            o->sent += n;
+            return;
+        }
+
+        n -= left;
+        ws->out = o->next;
+
+        if (ws->out == NULL) {
+            ws->last = &ws->out;
+        }
+
+        ngx_http_pushq_ws_out_free(o);
+    }
+}
+
+
+/*
+ * Plain TCP: up to NGX_HTTP_PUSHQ_WS_IOV queued frames per writev(), with
+ * the chain and its buffers on the stack pointing into the shared frames.
+ */
+
+static void
+ngx_http_pushq_ws_writev(ngx_http_pushq_ws_t *ws)
+{
+    off_t                  sent;
+    ngx_buf_t              bufs[NGX_HTTP_PUSHQ_WS_IOV], *b;
+    ngx_uint_t             n;
+    ngx_chain_t            chain[NGX_HTTP_PUSHQ_WS_IOV], *cl;
+    ngx_connection_t      *c;
+    ngx_http_pushq_out_t  *o;
+
+    c = ws->base.request->connection;
+
+    while (ws->out) {
+
+        n = 0;
+
+        for (o = ws->out; o && n < NGX_HTTP_PUSHQ_WS_IOV; o = o->next) {
+            b = &bufs[n];
+            ngx_memzero(b, sizeof(ngx_buf_t));
+
+            b->memory = 1;
+            b->start = o->frame->data;
+            b->end = o->frame->data + o->frame->len;
+            b->pos = b->start + o->sent;
+            b->last = b->end;
+
+            chain[n].buf = b;
+            chain[n].next = NULL;
+
+            if (n) {
+                chain[n - 1].next = &chain[n];
+            }
+
+            n++;
+        }
+
+        sent = c->sent;
+
+        cl = c->send_chain(c, chain, 0);
+
+        if (cl == NGX_CHAIN_ERROR) {
+            ws->error = 1;
+            return;
+        }
+
+        ngx_http_pushq_ws_sent(ws, (size_t) (c->sent - sent));
+
+        if (cl != NULL) {
+            /* the socket is full: the write event goes on */
+            return;
+        }
+    }
+}
+
+
 static void
 ngx_http_pushq_ws_send(ngx_http_pushq_ws_t *ws)
 {
@@ -946,11 +1071,19 @@ ngx_http_pushq_ws_send(ngx_http_pushq_ws_t *ws)
         }
     }
 
-    while (ws->out) {
-        o = ws->out;
-        f = o->frame;
+    if (c->ssl == NULL) {
+        ngx_http_pushq_ws_writev(ws);
 
-        if (o->sent < f->len) {
+    } else {
+        /*
+         * TLS: one frame per c->send() (SSL_write); nginx's send_chain for
+         * TLS copies into its own buffer, which would hide what was sent
+         */
+
+        while (ws->out) {
+            o = ws->out;
+            f = o->frame;
+
             n = c->send(c, f->data + o->sent, f->len - o->sent);
 
             if (n == NGX_ERROR) {
@@ -962,21 +1095,12 @@ ngx_http_pushq_ws_send(ngx_http_pushq_ws_t *ws)
                 break;
             }
 
-            o->sent += n;
-            ws->backlog -= n;
-
-            if (o->sent < f->len) {
-                continue;
-            }
+            ngx_http_pushq_ws_sent(ws, (size_t) n);
         }
 
-        ws->out = o->next;
-
-        if (ws->out == NULL) {
-            ws->last = &ws->out;
+        if (ws->error) {
+            return;
         }
-
-        ngx_http_pushq_ws_out_free(o);
     }
 
     if (ws->out) {

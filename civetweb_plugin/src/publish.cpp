@@ -45,6 +45,8 @@ int publish(plugin *p, mg_connection *conn, const mg_request_info *ri)
 
     if (ri->content_length > 0
         && static_cast<uint64_t>(ri->content_length) > limit) {
+        /* Close rather than let CivetWeb read and discard the rest. */
+        mg_disable_connection_keep_alive(conn);
         return send_error(conn, PUSHQ_ETOOBIG, too_big.c_str());
     }
 
@@ -62,6 +64,7 @@ int publish(plugin *p, mg_connection *conn, const mg_request_info *ri)
             break;
         }
         if (body.size() + static_cast<size_t>(n) > limit) {
+            mg_disable_connection_keep_alive(conn);
             return send_error(conn, PUSHQ_ETOOBIG, too_big.c_str());
         }
         body.append(buf, static_cast<size_t>(n));

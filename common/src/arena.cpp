@@ -13,11 +13,14 @@
 
 #include "arena.hpp"
 
+#include <atomic>
+
 namespace pushq {
 
 namespace {
 
 constexpr uint64_t used_bit = 1;
+constexpr uint64_t mark_bit = 2;        /* salvage only; never left set */
 constexpr uint64_t min_block = 32;
 constexpr unsigned exact_bins = 65;     /* bins 2..64: 32..1024 bytes */
 
@@ -145,6 +148,9 @@ uint64_t arena::alloc(size_t n) noexcept
         set_tags(rest, size - want, false);
         push_free(rest, size - want);
         size = want;
+        /* the remainder's head is in memory before b's head shrinks: a
+         * process dying here leaves the heads a whole chain (rebuild()) */
+        std::atomic_signal_fence(std::memory_order_seq_cst);
     }
     set_tags(b, size, true);
     h_->used_ += size;
@@ -217,6 +223,102 @@ bool arena::fits_after_free(const uint64_t *offs, size_t n, size_t want)
         }
     }
     return false;
+}
+
+bool arena::is_block(uint64_t off, size_t len) const noexcept
+{
+    if (off < h_->begin_ + 8 || off >= h_->end_ || ((off - 8) & 15) != 0) {
+        return false;
+    }
+    uint64_t b = off - 8;
+    uint64_t t = head(b), s = tag_size(t);
+    return tag_used(t) && s >= block_size(len) && s <= h_->end_ - b &&
+           (foot(b, s) & ~mark_bit) == (t & ~mark_bit);
+}
+
+void arena::mark(uint64_t off) noexcept
+{
+    uint64_t b = off - 8;
+    uint64_t s = tag_size(head(b));
+    head(b) |= mark_bit;
+    foot(b, s) |= mark_bit;
+    marks_++;
+}
+
+void arena::unmark(uint64_t off) noexcept
+{
+    uint64_t b = off - 8;
+    uint64_t s = tag_size(head(b));
+    head(b) &= ~mark_bit;
+    foot(b, s) &= ~mark_bit;
+    marks_--;
+}
+
+bool arena::marked(uint64_t off) const noexcept
+{
+    return (head(off - 8) & mark_bit) != 0;
+}
+
+bool arena::free_unmarked() noexcept
+{
+    uint64_t cleared = 0;
+    for (uint64_t b = h_->begin_; b < h_->end_;) {
+        uint64_t t = head(b), s = tag_size(t);
+        uint64_t next = b + s;
+        /* A block freed here may merge with a free block after it; that
+         * block's old head stays readable ("free", its size), so the walk
+         * still steps over it correctly. */
+        if (tag_used(t)) {
+            if (t & mark_bit) {
+                head(b) = t & ~mark_bit;
+                foot(b, s) = t & ~mark_bit;
+                cleared++;
+            } else {
+                free(b + 8);
+            }
+        }
+        b = next;
+    }
+    bool all = cleared == marks_;
+    marks_ = 0;
+    return all;
+}
+
+bool arena::rebuild() noexcept
+{
+    uint64_t begin = h_->begin_, end = h_->end_;
+    if (begin >= end || (begin & 15) != 0 || (end & 15) != 0) {
+        return false;
+    }
+    for (uint64_t b = begin; b < end;) {
+        uint64_t s = tag_size(head(b));
+        if (s < min_block || s > end - b) {
+            return false;
+        }
+        b += s;
+    }
+    *reinterpret_cast<uint64_t *>(base_ + begin - 8) = used_bit;
+    *reinterpret_cast<uint64_t *>(base_ + end) = used_bit;
+    for (auto &w : h_->bin_map_) w = 0;
+    for (auto &w : h_->bins_) w = 0;
+    h_->used_ = 0;
+    h_->allocations_ = 0;
+    for (uint64_t b = begin; b < end;) {
+        uint64_t t = head(b), s = tag_size(t);
+        if (tag_used(t)) {
+            set_tags(b, s, true);
+            h_->used_ += s;
+            h_->allocations_++;
+        } else {
+            while (b + s < end && !tag_used(head(b + s))) {
+                s += tag_size(head(b + s));
+            }
+            set_tags(b, s, false);
+            push_free(b, s);
+        }
+        b += s;
+    }
+    return check();
 }
 
 size_t arena::usable(uint64_t off) const noexcept

@@ -89,6 +89,28 @@ public:
     bool fits_after_free(const uint64_t *offs, size_t n, size_t want) const
         noexcept;
 
+    /* ---- crash salvage (store_recovery.cpp): mark what is reachable,
+     * then free every allocated block that is not.  Marks live in a spare
+     * bit of the block's tags; check() fails while any is set. ---- */
+
+    /* True when off is the payload of an allocated block of at least
+     * len bytes (tags agree), so a record can be read there. */
+    bool is_block(uint64_t off, size_t len) const noexcept;
+    void mark(uint64_t off) noexcept;
+    void unmark(uint64_t off) noexcept;
+    bool marked(uint64_t off) const noexcept;
+    /* Frees every allocated block that is not marked and clears the marks.
+     * Returns false when a mark was found off the chain of blocks (a
+     * record trusted at a stale address: the caller must not keep it). */
+    bool free_unmarked() noexcept;
+
+    /* After a crash inside alloc/free: rebuilds the free lists, feet and
+     * counters from the chain of block heads (alloc writes the remainder's
+     * tags before shrinking the block, free writes a merged block's head
+     * first, so the heads always partition the arena).  False when they do
+     * not; then nothing can be trusted. */
+    bool rebuild() noexcept;
+
     /* Bytes of region a payload of n bytes really takes (tags, rounding). */
     static size_t block_size(size_t n) noexcept;
 
@@ -112,6 +134,7 @@ private:
 
     char          *base_;
     arena_header  *h_;
+    uint64_t       marks_ = 0;      /* mark() - unmark(), this view only */
 };
 
 } // namespace pushq

@@ -22,6 +22,7 @@
 
 #include "store.hpp"
 
+#include <atomic>
 #include <cstring>
 #include <new>
 
@@ -76,6 +77,8 @@ channel_rec *store::create_channel(const char *name, size_t len,
 
     uint64_t *b = at<uint64_t>(h_->chan_buckets_) + (hash & h_->chan_mask_);
     c->hnext_ = *b;
+    /* linked only once initialised, also as seen by a crash salvage */
+    std::atomic_signal_fence(std::memory_order_seq_cst);
     *b = o;
     c->next_ = h_->chan_list_;
     if (c->next_ != 0) {

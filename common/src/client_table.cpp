@@ -17,6 +17,7 @@
 
 #include "store.hpp"
 
+#include <atomic>
 #include <cstring>
 #include <new>
 
@@ -64,6 +65,8 @@ client_rec *store::create_client(channel_rec *c, const char *name,
     uint64_t *b = at<uint64_t>(h_->client_buckets_) + (hash &
                                                        h_->client_mask_);
     cl->hnext_ = *b;
+    /* linked only once initialised, also as seen by a crash salvage */
+    std::atomic_signal_fence(std::memory_order_seq_cst);
     *b = o;
     c->clients_++;
     h_->clients_++;

@@ -57,8 +57,11 @@ public:
     void unlock() noexcept;
     void begin_mutation() noexcept { h_->dirty_ = 1; }
     void end_mutation() noexcept { h_->dirty_ = 0; }
-    /* Full consistency check of every structure (see store.cpp). */
+    /* Full consistency check of every structure (store_recovery.cpp). */
     bool validate() noexcept;
+    /* Rebuilds from what checks out after a crash; false if nothing can
+     * be trusted (store_recovery.cpp). */
+    bool salvage(size_t *dropped) noexcept;
 
     /* ---- maintenance (store.cpp) ---- */
     size_t sweep(uint64_t now_ms) noexcept;

@@ -54,19 +54,21 @@ struct store_header {
     /* Set under the lock while a mutation is half done, cleared when the
      * structures are consistent again.  A locker that inherits the lock
      * from a dead owner (EOWNERDEAD) with dirty_ == 0 knows the state is
-     * sound; with dirty_ != 0 it validates, and resets the contents when
-     * the validation fails. */
+     * sound; with dirty_ != 0 it validates, and salvages (or, failing
+     * that, resets) when the validation fails (store_recovery.cpp). */
     uint32_t  dirty_;
     uint32_t  pad0_;
-    /* Bumped by every reset of the contents: sub handles remember it, so a
-     * handle that predates a reset is recognised as stale. */
+    /* Bumped by every reset of the contents (not by a salvage, which keeps
+     * the handles it can): sub handles remember it, so a handle that
+     * predates a reset is recognised as stale. */
     std::atomic<uint64_t> generation_;
     /* Bumped by pushq_store_wake_all; waiters return when it moves. */
     std::atomic<uint32_t> wake_all_seq_;
     uint32_t  pad1_;
 
     uint64_t  recovered_;       /* EOWNERDEAD seen                         */
-    uint64_t  resets_;          /* ... of which reset the contents         */
+    uint64_t  resets_;          /* ... of which lost data (salvage dropped
+                                   something, or everything was reset)     */
     uint64_t  next_serial_;     /* serial numbers of sub records           */
 
     /* counters since the store was made (kept across resets) */

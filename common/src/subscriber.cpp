@@ -15,6 +15,7 @@
 
 #include "store.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -301,6 +302,8 @@ pushq_status_t store::open_sub(const pushq_sub_spec_t *spec,
         if (r->next_ != 0) {
             at<sub_rec>(r->next_)->prev_ = ro;
         }
+        /* linked only once initialised, also as seen by a crash salvage */
+        std::atomic_signal_fence(std::memory_order_seq_cst);
         ow.subs_head_ = ro;
         ow.subs_++;
 

@@ -166,3 +166,44 @@ def test_cpp_wrapper_on_civetserver():
     r = subprocess.run([prog, str(free_port())], capture_output=True,
                        text=True, timeout=20)
     assert (r.returncode, r.stdout.strip()) == (0, "ok"), (r.stdout, r.stderr)
+
+
+def test_default_config_serves_the_chat(tmp_path):
+    """civetweb_plugin/pushq-civetweb.conf as shipped (on a free port):
+    1,100 threads start, the chat page and pushq's endpoints answer."""
+    import signal
+    import time
+    import requests
+    src = os.path.join(ROOT, "civetweb_plugin", "pushq-civetweb.conf")
+    port = free_port()
+    lines = []
+    with open(src) as f:
+        for ln in f:
+            if ln.startswith("listening_ports"):
+                ln = "listening_ports 127.0.0.1:%d\n" % port
+            lines.append(ln)
+    conf = tmp_path / "default.conf"
+    conf.write_text("".join(lines))
+    log = open(tmp_path / "log", "w+")
+    p = subprocess.Popen([PROGRAM, str(conf)], cwd=ROOT, stderr=log)
+    try:
+        base = "http://127.0.0.1:%d" % port
+        for _ in range(200):
+            log.seek(0)
+            if "listening on port" in log.read():
+                break
+            time.sleep(0.05)
+        r = requests.get(base + "/", timeout=5)
+        assert r.status_code == 200 and "<html" in r.text.lower(), r.text[:200]
+        r = requests.post(base + "/send_msg/", data={"content": "hi"},
+                          timeout=5)
+        assert r.json()["status"] is True, r.text
+        r = requests.get(base + "/status", timeout=5)
+        assert r.json()["published"] == 1, r.text
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(20) == 0
+        log.seek(0)
+        text = log.read()
+        log.close()
+    assert "1100 threads" in text, text

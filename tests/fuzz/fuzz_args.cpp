@@ -3,13 +3,15 @@
  * pushq_args_parse, pushq_name_decode and pushq_form_get on the same
  * input.  Oracle: accepted names are 1-64 bytes of [A-Za-z0-9_.:-];
  * numbers in range; decoded form values never longer than the body; a
- * buffer of exactly the body's size always suffices.
+ * buffer of exactly the body's size always suffices; the form field
+ * equals what an independent reference decoder finds.
  */
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "pushq.h"
@@ -29,6 +31,55 @@ bool name_ok(const char *p, size_t n)
         }
     }
     return true;
+}
+
+int hexv(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Reference x-www-form-urlencoded decoding, written independently. */
+std::string ref_decode(const std::string &s)
+{
+    std::string o;
+    for (size_t i = 0; i < s.size(); i++) {
+        if (s[i] == '+') {
+            o += ' ';
+        } else if (s[i] == '%' && i + 2 < s.size()
+                   && hexv(s[i + 1]) >= 0 && hexv(s[i + 2]) >= 0)
+        {
+            o += static_cast<char>(hexv(s[i + 1]) * 16 + hexv(s[i + 2]));
+            i += 2;
+        } else {
+            o += s[i];
+        }
+    }
+    return o;
+}
+
+/* The first field named `want` (decoded), or false. */
+bool ref_field(const std::string &body, const std::string &want,
+               std::string *value)
+{
+    size_t start = 0;
+    while (start <= body.size()) {
+        size_t amp = body.find('&', start);
+        if (amp == std::string::npos) amp = body.size();
+        std::string f = body.substr(start, amp - start);
+        start = amp + 1;
+        if (f.empty()) continue;
+        size_t eq = f.find('=');
+        std::string name = f.substr(0, eq);
+        std::string val = eq == std::string::npos ? "" : f.substr(eq + 1);
+        if (ref_decode(name) == want) {
+            *value = ref_decode(val);
+            return true;
+        }
+    }
+    return false;
 }
 
 } // namespace
@@ -67,8 +118,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t            got = 0;
     pushq_status_t    st = pushq_form_get(q, size, "content", 7, out.data(),
                                           out.size(), &got, &why);
+    std::string ref;
+    bool        found = ref_field(std::string(q, size), "content", &ref);
+    if ((st == PUSHQ_OK) != found) std::abort();
     if (st == PUSHQ_OK) {
         if (got > size) std::abort();
+        if (std::string(out.data(), got) != ref) std::abort();
         /* and one byte less than the value fails cleanly */
         if (got > 0) {
             std::vector<char> small(got - 1);

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 
 def is_json_response(r):
     ct = r.headers.get("Content-Type", "")
@@ -53,3 +55,13 @@ def assert_timeout_answer(j, batch=False):
 def allow_methods(r):
     return {m.strip().upper() for m in r.headers.get("Allow", "").split(",")
             if m.strip()}
+
+
+def civetweb_impossible(request, server, reason):
+    """For a clause SPEC.md says CivetWeb 1.15 makes impossible: on CivetWeb
+    the test still runs, and a failure is reported as xfail with the reason
+    (a pass is welcome: the plugin may have found a way)."""
+    if server.kind == "civetweb":
+        request.applymarker(pytest.mark.xfail(
+            reason="CivetWeb 1.15 makes this impossible (SPEC.md): " + reason,
+            strict=False))

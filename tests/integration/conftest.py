@@ -220,13 +220,3 @@ def server_log_check(request):
     if problems:
         pytest.fail("server log / processes after the test:\n  " +
                     "\n  ".join(problems[:20]), pytrace=False)
-
-
-def civetweb_impossible(request, server, reason):
-    """For a clause SPEC.md says CivetWeb 1.15 makes impossible: on CivetWeb
-    the test still runs, and a failure is reported as xfail with the reason
-    (a pass is welcome: the plugin may have found a way)."""
-    if server.kind == "civetweb":
-        request.applymarker(pytest.mark.xfail(
-            reason="CivetWeb 1.15 makes this impossible (SPEC.md): " + reason,
-            strict=False))

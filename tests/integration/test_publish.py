@@ -182,7 +182,8 @@ def test_concurrent_publishers_get_unique_consecutive_ids(server, ch):
 
 
 def test_json_escaping_of_any_text(server, ch):
-    text = 'q"uote \\back\\slash\n\t\r\x01\x1f </script> \u2028\u2029 \u00ff \U0001F600'
+    text = ('q"uote \\back\\slash\n\t\r\x00\x01\x1f\x7f </script> '
+            '\u2028\u2029 \u00ff \U0001F600')
     j = publish_ok(server, ch, text)
     a = fetch(server, ch, j["id"])
     assert_message(a, ch, text)
@@ -231,3 +232,15 @@ def test_expect_100_continue(server, ch):
     assert head.startswith(b"HTTP/1.1 200"), data[:300]
     assert _json.loads(rest)["id"] == 1
     assert_message(fetch(server, ch, 1), ch, "e" * 900)
+
+
+def test_media_types_are_case_insensitive(server, ch):
+    """RFC 9110 8.3.1: type and subtype are case-insensitive."""
+    r = publish(server, ch, b"content=form+case",
+                content_type="Application/X-WWW-Form-URLEncoded")
+    assert r.status_code == 200, r.text
+    assert_message(fetch(server, ch, r.json()["id"]), ch, "form case")
+    r = publish(server, ch, b"abc", content_type="APPLICATION/OCTET-STREAM")
+    assert r.status_code == 200, r.text
+    assert_message(fetch(server, ch, r.json()["id"]), ch, b"abc",
+                   binary=True)

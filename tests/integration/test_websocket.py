@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from checks import assert_message, assert_timeout_answer
+from checks import (assert_message, assert_timeout_answer,
+                    civetweb_impossible)
 from clients import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
                      RawWS, background, close_payload, encode_frame, poll,
                      poll_json, publish_ok, wait_subscribers, ws_connect)
-from conftest import civetweb_impossible
 
 SETTINGS = {"max_message_size": "1k"}
 

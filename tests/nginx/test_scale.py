@@ -140,3 +140,37 @@ def test_long_lived_websocket_does_not_grow_the_worker(servers):
     st = channel_stats(srv, ch)
     assert st["last_id"] == 18000, st
     w.close_socket()
+
+
+def test_reader_that_stops_reading_is_dropped_despite_kernel_buffers(
+        servers):
+    """The backlog counts what the kernel holds unsent too: with socket
+    send buffers autotuned to megabytes, a reader that stopped reading is
+    still dropped once pushq_websocket_max_backlog is unsent, with 1008
+    at the end of what it was sent; a reader that reads gets everything."""
+    srv = servers.start(workers=1, websocket_max_backlog="64k")
+    ch = new_channel("s")
+    slow = RawWS(srv, query={"channel": ch}, rcvbuf=4096)
+    fast = RawWS(srv, query={"channel": ch})
+    assert wait_subscribers(srv, ch, 2)
+    payload = b"p" * 3000
+    got = []
+    for i in range(200):
+        publish_ok(srv, ch, payload)
+        got.append(fast.recv_message()[1])
+    assert got == [payload] * 200
+    assert wait_subscribers(srv, ch, 1)
+    st = channel_stats(srv, ch)
+    assert st["subscribers"] == 1, st
+    # the slow reader now reads: messages, then close 1008
+    n = 0
+    while True:
+        f = slow.recv_frame(timeout=10)
+        if f.opcode == 0x8:
+            assert f.close_code == 1008, f
+            break
+        n += 1
+    assert 0 < n < 200, n
+    assert "too slow" in srv.log_text()
+    fast.close_socket()
+    slow.close_socket()

@@ -230,6 +230,72 @@ static void test_arena_fits_after_free_predicts(void **state)
     assert_int_not_equal(f->a->alloc(3000), 0);
 }
 
+/* Ensure free_unmarked frees exactly the unmarked blocks (a leak after a
+ * crash) and reports a mark that is not on the chain of blocks. */
+static void test_arena_free_unmarked_keeps_marked(void **state)
+{
+    auto *f = static_cast<fixture *>(*state);
+    uint64_t a = f->a->alloc(100), b = f->a->alloc(200), c = f->a->alloc(50);
+    f->a->mark(a);
+    f->a->mark(c);
+    f->a->mark(b);
+    f->a->unmark(b);
+    assert_true(f->a->marked(a));
+    assert_false(f->a->marked(b));
+    assert_true(f->a->free_unmarked());
+    assert_true(f->a->check());                 /* marks cleared */
+    assert_int_equal(f->a->allocations(), 2);
+    assert_int_not_equal(f->a->alloc(200), 0);  /* b's space is back */
+
+    /* a "block" inside another one: its mark is never met by the walk */
+    uint64_t big = f->a->alloc(1000);
+    uint64_t *fake = reinterpret_cast<uint64_t *>(f->base + big + 64);
+    fake[0] = 48 | 1;                           /* head */
+    fake[5] = 48 | 1;                           /* foot */
+    f->a->mark(big);
+    f->a->mark(big + 64 + 8);
+    assert_false(f->a->free_unmarked());
+}
+
+/* Ensure rebuild restores free lists, feet and counters from the heads
+ * after a crash inside alloc or free, and refuses a broken head chain. */
+static void test_arena_rebuild_after_torn_update(void **state)
+{
+    auto *f = static_cast<fixture *>(*state);
+    std::vector<uint64_t> v;
+    for (int i = 0; i < 50; i++) v.push_back(f->a->alloc(64 + 16 * i));
+    for (int i = 0; i < 50; i += 3) f->a->free(v[i]);
+    uint64_t used = f->a->used(), allocs = f->a->allocations();
+
+    /* torn: a free block dropped from its list, a foot stale, a counter
+     * off -- what a death half-way through alloc/free can leave */
+    for (unsigned b = 0; b < pushq::arena_bins; b++) {
+        if (f->h.bins_[b] != 0) {
+            f->h.bins_[b] = 0;
+            f->h.bin_map_[b / 64] &= ~(uint64_t(1) << (b % 64));
+            break;
+        }
+    }
+    *reinterpret_cast<uint64_t *>(f->base + v[1] - 8 +
+        pushq::arena::block_size(64 + 16) - 8) = 999 << 4;
+    f->h.used_ += 7;
+    assert_false(f->a->check());
+    assert_true(f->a->rebuild());
+    assert_true(f->a->check());
+    assert_int_equal(f->a->used(), used);
+    assert_int_equal(f->a->allocations(), allocs);
+    for (int i = 1; i < 50; i++) {
+        if (i % 3 != 0) f->a->free(v[i]);
+    }
+    assert_int_equal(f->a->used(), 0);
+    assert_true(f->a->check());
+
+    /* a head of size 0: the chain is gone, nothing to rebuild from */
+    uint64_t x = f->a->alloc(100);
+    *reinterpret_cast<uint64_t *>(f->base + x - 8) = 0;
+    assert_false(f->a->rebuild());
+}
+
 /* Ensure block_size accounts the tags: what a payload really costs. */
 static void test_arena_block_size_includes_tags(void **state)
 {
@@ -251,6 +317,8 @@ int main()
         T(test_arena_random_churn_consistent),
         T(test_arena_check_detects_corruption),
         T(test_arena_fits_after_free_predicts),
+        T(test_arena_free_unmarked_keeps_marked),
+        T(test_arena_rebuild_after_torn_update),
         T(test_arena_block_size_includes_tags),
     };
 #undef T

@@ -142,10 +142,12 @@ static void feed_steps(fixture_t *f, const unsigned char *b, size_t n,
 
 /* A masked client frame: b0 (FIN/RSV/opcode), payload, mask; the length
  * in the shortest form unless `len_form` forces 7, 16 or 64 bits. */
+static unsigned char mask_[4] = {0x37, 0xfa, 0x21, 0x3d};
+
 static size_t frame_ex(unsigned char *out, unsigned b0, const void *payload,
                        size_t len, int masked, int len_form)
 {
-    static const unsigned char mask[4] = {0x37, 0xfa, 0x21, 0x3d};
+    const unsigned char *mask = mask_;
     const unsigned char *p = payload;
     size_t o = 0;
 
@@ -1031,6 +1033,101 @@ static void test_ws_parser_buffer_reused_between_messages(void **state)
     free(b);
 }
 
+/* xorshift64: a fixed, reproducible sequence */
+static uint64_t rng_ = 0x9E3779B97F4A7C15ull;
+
+static uint64_t rnd(uint64_t n)
+{
+    rng_ ^= rng_ << 13;
+    rng_ ^= rng_ >> 7;
+    rng_ ^= rng_ << 17;
+    return n == 0 ? 0 : rng_ % n;
+}
+
+/* Ensure random valid streams -- messages cut into random fragments,
+ * pings and pongs in between, random masks, all three length forms --
+ * give their messages whatever the chunking (RFC 6455 5.4, 5.3;
+ * uWS makeChunked). */
+static void test_ws_parser_random_streams_any_chunking_same_events(void **state)
+{
+    fixture_t           *f = *state;
+    static unsigned char stream[200000];
+    static unsigned char msgs[8][70000];
+    static const char    utf8[] = "a\xce\xba\xe1\xbd\xb9\xf0\x9f\x98\x80z";
+
+    for (int iter = 0; iter < 60; iter++) {
+        size_t             n = 0, nexp = 0;
+        rec_t              exp[MAX_EVENTS];
+        size_t             nmsg = 1 + rnd(4);
+
+        for (size_t m = 0; m < nmsg; m++) {
+            int    text = (int) rnd(2);
+            size_t len = rnd(4) == 0 ? 126 + rnd(70000 - 126) : rnd(300);
+            for (size_t i = 0; i < len; i++) {
+                msgs[m][i] = text ? (unsigned char) utf8[i % 11]
+                                  : (unsigned char) rnd(256);
+            }
+            if (text && len > 0) {
+                len -= len % 11;            /* whole characters */
+            }
+            /* cut into fragments, anywhere (also inside characters) */
+            size_t pos = 0;
+            int    first = 1;
+            do {
+                size_t k = rnd(4) == 0 ? len - pos : rnd(len - pos + 1);
+                int    fin = pos + k == len;
+                for (int q = 0; q < 4; q++) {
+                    mask_[q] = (unsigned char) rnd(256);
+                }
+                unsigned op = first ? (text ? 0x1 : 0x2) : 0x0;
+                n += frame(stream + n, (fin ? 0x80 : 0) | op, msgs[m] + pos,
+                           k);
+                pos += k;
+                first = 0;
+                if (!fin && rnd(3) == 0) {
+                    unsigned char pp[125];
+                    size_t        pl = rnd(126);
+                    for (size_t i = 0; i < pl; i++) {
+                        pp[i] = (unsigned char) rnd(256);
+                    }
+                    int ping = (int) rnd(2);
+                    n += frame(stream + n, ping ? 0x89 : 0x8A, pp, pl);
+                    exp[nexp].type = ping ? PUSHQ_WS_PING : PUSHQ_WS_PONG;
+                    exp[nexp].data = malloc(pl + 1);
+                    memcpy(exp[nexp].data, pp, pl);
+                    exp[nexp].len = pl;
+                    nexp++;
+                }
+                if (fin) {
+                    break;
+                }
+            } while (1);
+            exp[nexp].type = text ? PUSHQ_WS_TEXT : PUSHQ_WS_BINARY;
+            exp[nexp].data = malloc(len + 1);
+            memcpy(exp[nexp].data, msgs[m], len);
+            exp[nexp].len = len;
+            nexp++;
+            assert_true(nexp + 2 < MAX_EVENTS);
+        }
+        assert_true(n < sizeof(stream) - 1000);
+
+        fx_reset(f, 1u << 20);
+        size_t pos = 0;
+        while (pos < n) {
+            size_t k = 1 + rnd(rnd(2) ? 16 : 5000);
+            if (k > n - pos) k = n - pos;
+            feed(f, stream + pos, k);
+            pos += k;
+        }
+        assert_int_equal(f->n, nexp);
+        for (size_t i = 0; i < nexp; i++) {
+            assert_event(&f->ev[i], exp[i].type, exp[i].data, exp[i].len);
+            free(exp[i].data);
+        }
+    }
+    memcpy(mask_, "\x37\xfa\x21\x3d", 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1039,6 +1136,7 @@ int main(void)
         T(test_ws_parser_every_split_same_events),
         T(test_ws_parser_small_chunks_same_events),
         T(test_ws_parser_64bit_length_message),
+        T(test_ws_parser_random_streams_any_chunking_same_events),
         T(test_ws_parser_after_close_repeats_close),
         T(test_ws_parser_after_error_repeats_error),
         T(test_ws_parser_rsv_bits_close_1002),

@@ -64,7 +64,7 @@ def free_port():
         s.close()
 
 
-def _ppid_and_cmd(pid):
+def _ppid_and_cmd(pid, zombies=False):
     try:
         with open("/proc/%d/stat" % pid) as f:
             stat = f.read()
@@ -74,16 +74,18 @@ def _ppid_and_cmd(pid):
         return None, ""
     fields = stat.rsplit(")", 1)[1].split()
     if fields[0] == "Z":
-        return None, ""
+        if not zombies:
+            return None, ""
+        cmd = "<zombie>"
     return int(fields[1]), cmd.strip()
 
 
-def _children(pid):
+def _children(pid, zombies=False):
     out = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
-        ppid, cmd = _ppid_and_cmd(int(d))
+        ppid, cmd = _ppid_and_cmd(int(d), zombies)
         if ppid == pid:
             out.append((int(d), cmd))
     return out
@@ -178,6 +180,7 @@ class Server:
         self.base = None
         self.proc = None
         self.keep = False
+        self._final_log = ""
         self._extra = (http_extra, server_extra, location_extra)
         for d in ("logs", "tmp"):
             os.makedirs(os.path.join(self.prefix, d))
@@ -197,13 +200,13 @@ class Server:
         return os.path.join(self.prefix, "logs", "nginx.pid")
 
     def log_text(self):
-        """The error log's contents so far."""
+        """The error log's contents so far (kept after stop())."""
         try:
             with open(self.error_log, encoding="utf-8",
                       errors="replace") as f:
                 return f.read()
         except FileNotFoundError:
-            return ""
+            return self._final_log
 
     def master_pid(self):
         try:
@@ -296,10 +299,14 @@ class Server:
                            "log:\n%s" % (timeout, self.log_text()[-3000:]))
 
     def wait_old_workers_gone(self, timeout=15):
-        """After reload(): waits until no worker is shutting down."""
+        """After reload(): waits until no worker is shutting down and the
+        master has reaped every exited one."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if len(self._workers(include_exiting=True)) == self.workers:
+            zombies = [c for c in _children(self.master_pid(), True)
+                       if c[1] == "<zombie>"]
+            if (len(self._workers(include_exiting=True)) == self.workers
+                    and not zombies):
                 return True
             time.sleep(0.05)
         return False
@@ -323,6 +330,7 @@ class Server:
                     self.proc.wait(5)
         finally:
             self.proc = None
+            self._final_log = self.log_text()
             if not (FAILED or self.keep or os.environ.get("PUSHQ_KEEP")):
                 shutil.rmtree(self.prefix, ignore_errors=True)
 
