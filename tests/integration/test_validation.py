@@ -157,3 +157,19 @@ def test_default_max_message_size_64k(server, ch):
     does not set it)."""
     assert publish_ok(server, ch, b"m" * 65536)["id"] == 1
     assert_error(publish(server, ch, b"m" * 65537), 413)
+
+
+def test_rejected_request_changes_nothing(server, ch, name):
+    """SPEC.md "Errors": an error answer changes nothing -- a refused
+    long-poll or handshake does not make its name appear (a name that
+    appears later is new and does not get what was published before)."""
+    from checks import assert_timeout_answer
+    for bad in ("batch=0", "timeout=x", "last_id=-1"):
+        r = http("GET", url(server, server.sub, channel=ch, name=name,
+                            raw_query=bad))
+        assert_error(r, 400)
+    ws = RawWS(server, query="channel=%s&name=%s&batch=5000" % (ch, name),
+               expect_101=False)
+    assert ws.status == 400
+    publish_ok(server, ch, "before the name appeared")
+    assert_timeout_answer(poll_json(server, ch, name=name, timeout=0))
