@@ -13,6 +13,7 @@ PACKAGES=(
     libcivetweb-dev                     # the CivetWeb plugin
     python3 python3-pytest python3-websockets python3-requests  # integration
     chromium                            # browser tests (playwright-core from npm)
+    libnginx-mod-nchan                  # benchmarks compare against nchan
     curl openssl procps psmisc iproute2
 )
 
