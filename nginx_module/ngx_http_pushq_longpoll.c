@@ -8,6 +8,13 @@
  * ngx_http_test_reading notices the client's disconnect at once (the
  * request is finalized with 499 and its cleanup closes the subscriber
  * without consuming anything), and a wake-up answers it.
+ *
+ * The disconnect may have been reported before ngx_http_test_reading is
+ * installed (a client that resets right after its request: the event
+ * already came while the request was read, and edge-triggered epoll does
+ * not report it again).  So the handler looks at the read event's flags
+ * before it opens anything, posts the read event once the hold is armed,
+ * and every fetch (which consumes) is preceded by a check of the socket.
  */
 
 
@@ -36,6 +43,8 @@ static void ngx_http_pushq_lp_timeout(ngx_event_t *ev);
 static void ngx_http_pushq_lp_cleanup(void *data);
 static ngx_int_t ngx_http_pushq_lp_answer(ngx_http_pushq_lp_t *lp,
     ngx_uint_t final);
+static ngx_uint_t ngx_http_pushq_lp_gone(ngx_http_request_t *r,
+    ngx_uint_t peek);
 
 
 static const ngx_http_pushq_sub_fn_t  ngx_http_pushq_lp_fn = {
@@ -122,6 +131,7 @@ ngx_http_pushq_longpoll_handler(ngx_http_request_t *r,
     const char               *why;
     pushq_status_t            st;
     pushq_sub_spec_t          spec;
+    ngx_event_t              *rev;
     ngx_http_cleanup_t       *cln;
     ngx_http_pushq_lp_t      *lp;
     ngx_http_pushq_worker_t  *w;
@@ -131,6 +141,12 @@ ngx_http_pushq_longpoll_handler(ngx_http_request_t *r,
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
         return rc;
+    }
+
+    /* the client went before we looked: open nothing */
+
+    if (ngx_http_pushq_lp_gone(r, 0)) {
+        return NGX_HTTP_CLIENT_CLOSED_REQUEST;
     }
 
     lp = ngx_pcalloc(r->pool, sizeof(ngx_http_pushq_lp_t));
@@ -219,7 +235,100 @@ ngx_http_pushq_longpoll_handler(ngx_http_request_t *r,
     r->read_event_handler = ngx_http_test_reading;
     r->write_event_handler = ngx_http_request_empty_handler;
 
+    /*
+     * Data or a disconnect already reported on the connection comes again
+     * with no new event: let ngx_http_test_reading look at it now, from
+     * the posted events (the request is held; if it is answered first,
+     * closing the connection deletes the posted event, and keep-alive
+     * installs its own handler).
+     */
+
+    rev = r->connection->read;
+
+    if (r == r->main
+#if (NGX_HTTP_V2)
+        && r->stream == NULL
+#endif
+        && (rev->ready || rev->pending_eof || rev->eof || rev->error))
+    {
+        ngx_post_event(rev, &ngx_posted_events);
+    }
+
     return NGX_DONE;
+}
+
+
+/*
+ * Whether the client is known to have gone: a reset, a FIN (as nginx's
+ * ngx_http_test_reading with EPOLLRDHUP: a half-close is a disconnect) or
+ * an error.  Without peek only the event's flags are looked at (no system
+ * call); with peek a reset or FIN not yet reported by the event loop is
+ * seen too (one recv(MSG_PEEK) that does not block; pipelined data is not
+ * consumed and means alive).  When gone, the connection is marked as
+ * ngx_http_test_reading marks it, and the caller finalizes with 499.
+ */
+
+static ngx_uint_t
+ngx_http_pushq_lp_gone(ngx_http_request_t *r, ngx_uint_t peek)
+{
+    u_char             buf[1];
+    ssize_t            n;
+    ngx_err_t          err;
+    ngx_event_t       *rev;
+    ngx_connection_t  *c;
+
+    c = r->connection;
+    rev = c->read;
+    err = 0;
+
+#if (NGX_HTTP_V2)
+    if (r->stream) {
+        /* the stream's connection is not a socket; nginx watches it */
+        return c->error ? 1 : 0;
+    }
+#endif
+
+    if (c->error || rev->eof || rev->error || rev->pending_eof) {
+        goto gone;
+    }
+
+    if (!peek || c->fd == (ngx_socket_t) -1) {
+        return 0;
+    }
+
+    n = recv(c->fd, (void *) buf, 1, MSG_PEEK);
+
+    if (n > 0) {
+        return 0;
+    }
+
+    if (n == -1) {
+        err = ngx_socket_errno;
+
+        if (err == NGX_EAGAIN || err == NGX_EINTR) {
+            return 0;
+        }
+    }
+
+gone:
+
+    rev->eof = 1;
+    c->error = 1;
+
+    if (err) {
+        rev->error = 1;
+    }
+
+#if (NGX_HTTP_SSL)
+    if (c->ssl) {
+        c->ssl->no_send_shutdown = 1;
+    }
+#endif
+
+    ngx_log_error(NGX_LOG_INFO, c->log, err,
+                  "client prematurely closed connection");
+
+    return 1;
 }
 
 
@@ -272,7 +381,9 @@ ngx_http_pushq_lp_done(ngx_http_pushq_lp_t *lp)
 
 /*
  * Fetches what is ready and answers it.  Returns NGX_DECLINED when nothing
- * came and final is not set (the poll goes on); else the answer's rc.
+ * came and final is not set (the poll goes on); else the answer's rc, or
+ * NGX_HTTP_CLIENT_CLOSED_REQUEST with nothing fetched (so nothing consumed)
+ * when the client is gone.
  */
 
 static ngx_int_t
@@ -286,6 +397,13 @@ ngx_http_pushq_lp_answer(ngx_http_pushq_lp_t *lp, ngx_uint_t final)
     pushq_fetch_info_t   info;
 
     r = lp->base.request;
+
+    /* a fetch consumes: not for a client that is gone */
+
+    if (ngx_http_pushq_lp_gone(r, 1)) {
+        ngx_http_pushq_lp_done(lp);
+        return NGX_HTTP_CLIENT_CLOSED_REQUEST;
+    }
 
     ngx_memzero(&info, sizeof(pushq_fetch_info_t));
 

@@ -15,6 +15,11 @@ namespace pushq::civetweb {
 
 namespace {
 
+/* pushq speaks no subprotocol.  Registered without a list, CivetWeb 1.15
+ * answers an offered "a, b" with the last one; with an empty list it
+ * chooses none.  CivetWeb keeps the pointer and never writes through it. */
+mg_websocket_subprotocols no_subprotocols{0, nullptr};
+
 void set_error(char *error, size_t size, const std::string &msg)
 {
     if (error != nullptr && size > 0) {
@@ -266,8 +271,9 @@ extern "C" pushq_civetweb *pushq_civetweb_attach(mg_context *ctx,
             mg_set_request_handler(ctx, u.c_str(), handle_subscribe, cb);
             /* Also on long-poll-only locations, so that an Upgrade gets
              * SPEC.md's 400 rather than CivetWeb's header-less 404. */
-            mg_set_websocket_handler(ctx, u.c_str(), ws_connect, ws_ready,
-                                     ws_data, ws_close, cb);
+            mg_set_websocket_handler_with_subprotocols(
+                ctx, u.c_str(), &no_subprotocols, ws_connect, ws_ready,
+                ws_data, ws_close, cb);
         }
         return p;
     } catch (const std::bad_alloc &) {

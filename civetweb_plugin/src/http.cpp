@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -207,9 +208,29 @@ bool sock_ports(int fd, uint16_t &peer, uint16_t &local, in_addr &peer_addr)
     return true;
 }
 
-uint32_t port_key(uint16_t peer, uint16_t local)
+int local_port(int fd)
 {
-    return (static_cast<uint32_t>(peer) << 16) | local;
+    sockaddr_storage ss{};
+    socklen_t sl = sizeof(ss);
+    if (getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &sl) != 0
+        || ss.ss_family != AF_INET) {
+        return -1;
+    }
+    return ntohs(reinterpret_cast<const sockaddr_in *>(&ss)->sin_port);
+}
+
+bool listening(int fd)
+{
+    int on = 0;
+    socklen_t sl = sizeof(on);
+    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &sl) != 0
+           || on != 0;
+}
+
+uint64_t port_key(in_addr peer_addr, uint16_t peer, uint16_t local)
+{
+    return (static_cast<uint64_t>(ntohl(peer_addr.s_addr)) << 32)
+           | (static_cast<uint64_t>(peer) << 16) | local;
 }
 
 }  // namespace
@@ -229,16 +250,17 @@ bool fd_finder::matches(int fd, const mg_request_info *ri)
            && std::strcmp(text, ri->remote_addr) == 0;
 }
 
-void fd_finder::rescan()
+bool fd_finder::rescan(uint16_t server_port)
 {
     /* mu_ held.  CivetWeb's threads accept and close sockets meanwhile
      * (ThreadSanitizer reports fstat against them); harmless: an fd is
      * only ever used after matches() confirmed it is the connection's
      * own socket, from the handler thread that keeps it open. */
     by_ports_.clear();
+    bool reset_found = false;
     DIR *d = opendir("/proc/self/fd");
     if (d == nullptr) {
-        return;
+        return false;
     }
     int self = dirfd(d);
     while (dirent *e = readdir(d)) {
@@ -253,30 +275,46 @@ void fd_finder::rescan()
         }
         uint16_t peer = 0, local = 0;
         in_addr addr{};
+        errno = 0;
         if (sock_ports(static_cast<int>(fd), peer, local, addr)) {
-            by_ports_[port_key(peer, local)] = static_cast<int>(fd);
+            by_ports_[port_key(addr, peer, local)] = static_cast<int>(fd);
+        } else if (!reset_found && errno == ENOTCONN
+                   && local_port(static_cast<int>(fd)) == server_port
+                   && !listening(static_cast<int>(fd))) {
+            reset_found = true;
         }
     }
     closedir(d);
+    return reset_found;
 }
 
-int fd_finder::find(const mg_request_info *ri)
+int fd_finder::find(const mg_request_info *ri, bool *gone)
 {
-    uint32_t key = port_key(static_cast<uint16_t>(ri->remote_port),
+    *gone = false;
+    in_addr addr{};
+    if (inet_pton(AF_INET, ri->remote_addr, &addr) != 1) {
+        return -1;      /* not IPv4: cannot be found (nor known gone) */
+    }
+    uint64_t key = port_key(addr, static_cast<uint16_t>(ri->remote_port),
                             static_cast<uint16_t>(ri->server_port));
     std::lock_guard<std::mutex> lk(mu_);
-    for (int attempt = 0; attempt < 2; attempt++) {
-        auto it = by_ports_.find(key);
-        if (it != by_ports_.end() && matches(it->second, ri)) {
-            return it->second;
-        }
-        if (attempt == 0) {
-            /* A miss: a new connection, or the cached fd was reused.
-             * One scan also indexes every other connection accepted
-             * meanwhile, so a burst of N connections costs few scans. */
-            rescan();
-        }
+    auto it = by_ports_.find(key);
+    if (it != by_ports_.end() && matches(it->second, ri)) {
+        return it->second;
     }
+    /* A miss: a new connection, or the cached fd was reused.  One scan
+     * also indexes every other connection accepted meanwhile, so a burst
+     * of N connections costs few scans. */
+    bool reset_seen = rescan(static_cast<uint16_t>(ri->server_port));
+    it = by_ports_.find(key);
+    if (it != by_ports_.end() && matches(it->second, ri)) {
+        return it->second;
+    }
+    /* Not among the connected sockets.  The handler thread keeps its
+     * socket open, so for an IPv4 TCP connection this means the socket is
+     * no longer connected (getpeername: ENOTCONN, the peer reset it)
+     * -- provided some socket on the server port is in that state. */
+    *gone = reset_seen;
     return -1;
 }
 

@@ -77,11 +77,15 @@ int longpoll(plugin *p, mg_connection *conn, const mg_request_info *ri)
     std::vector<msg_copy> msgs;
     uint64_t lost = 0;
     int reset = 0;
-    int fd = -1;
-    bool fd_known = false;
+    /* The socket is found before anything is fetched: a client that
+     * reset its connection right after sending the request has no
+     * connected socket left (getpeername fails), which find() reports as
+     * gone; it must not consume a message it can never receive. */
+    bool gone = false;
+    const int fd = p->fds_.find(ri, &gone);
 
     for (;;) {
-        if (fd_known && peer_gone(fd)) {
+        if (gone || peer_gone(fd)) {
             /* Gone while waiting: forget it, fetch nothing. */
             pushq_sub_close(p->store_, &sub, pushq_now_ms());
             return 499;
@@ -101,12 +105,6 @@ int longpoll(plugin *p, mg_connection *conn, const mg_request_info *ri)
         now = pushq_now_ms();
         if (now >= deadline || gate_closing(p->gate_)) {
             break;
-        }
-        if (!fd_known) {
-            /* Looked up only for requests that wait, so plain polling
-             * (timeout=0) costs no scan. */
-            fd = p->fds_.find(ri);
-            fd_known = true;
         }
         uint64_t slice = deadline - now;
         if (slice > wait_slice_ms) {

@@ -117,15 +117,17 @@ bool media_type_is(const char *header, std::string_view type);
 /* Finds the socket of a connection (CivetWeb 1.15 has no API for it): the
  * fd whose peer is the request's remote address/port and whose local port
  * is its server port.  Cached; rescans /proc/self/fd on a miss.  -1 when
- * not found. */
+ * not found; then *gone is true when the connection (IPv4) is certainly no
+ * longer connected: no connected socket is the request's, and a socket on
+ * the server port is unconnected (reset by its peer: getpeername fails). */
 class fd_finder {
 public:
-    int find(const mg_request_info *ri);
+    int find(const mg_request_info *ri, bool *gone);
 private:
     static bool matches(int fd, const mg_request_info *ri);
-    void rescan();
+    bool rescan(uint16_t server_port);   /* true: saw an unconnected one */
     std::mutex mu_;
-    std::unordered_map<uint32_t, int> by_ports_;    /* peer<<16|local -> fd */
+    std::unordered_map<uint64_t, int> by_ports_;  /* addr,peer,local -> fd */
 };
 
 /* poll(POLLRDHUP): true when the peer has closed or reset the connection.

@@ -8,6 +8,8 @@
  * with 413 without being buffered.
  */
 
+#include <strings.h>
+
 #include <cstring>
 
 #include "plugin.hpp"
@@ -18,16 +20,56 @@ namespace {
 
 constexpr uint64_t form_overhead = 4096;   /* other fields, "content=" */
 
+/* Framing that is not one unambiguous reading: several Content-Length
+ * headers, or one that is not plain digits.  nullptr when fine. */
+const char *framing_problem(const mg_request_info *ri)
+{
+    const char *first = nullptr;
+    for (int i = 0; i < ri->num_headers; i++) {
+        const mg_header &h = ri->http_headers[i];
+        if (h.name == nullptr || strcasecmp(h.name, "Content-Length") != 0) {
+            continue;
+        }
+        const char *v = h.value != nullptr ? h.value : "";
+        if (*v == '\0' || std::strspn(v, "0123456789") != std::strlen(v)) {
+            return "Content-Length: must be a decimal number";
+        }
+        if (first != nullptr) {
+            return "Content-Length: given more than once";
+        }
+        first = v;
+    }
+    return nullptr;
+}
+
 int publish(plugin *p, mg_connection *conn, const mg_request_info *ri)
 {
     const char *why = nullptr;
+    /* Every argument is checked as for a subscriber (a bad name, last_id,
+     * timeout or batch: 400 naming it), as the nginx module does, though
+     * a publish uses only the channel. */
+    const char *q = ri->query_string;
+    pushq_args_t args{};
+    pushq_status_t st = pushq_args_parse(q, q ? std::strlen(q) : 0, &args,
+                                         &why);
+    if (st != PUSHQ_OK) {
+        return send_error(conn, st, why);
+    }
     char chan[PUSHQ_NAME_MAX];
     size_t chan_len = 0;
-    pushq_status_t st = p->resolve_name(PUSHQ_ARG_CHANNEL, p->opt_.channel,
+    st = p->resolve_name(PUSHQ_ARG_CHANNEL, p->opt_.channel,
                                         ri->query_string, chan, &chan_len,
                                         &why);
     if (st != PUSHQ_OK) {
         return send_error(conn, st, why);
+    }
+
+    if (const char *bad = framing_problem(ri)) {
+        /* CivetWeb 1.15 reads these one way (the first Content-Length,
+         * strtoll's "+5"); another reader may read them another: refuse,
+         * and read nothing more on this connection. */
+        mg_disable_connection_keep_alive(conn);
+        return send_error(conn, PUSHQ_EBADARG, bad);
     }
 
     const char *ct = mg_get_header(conn, "Content-Type");
@@ -58,7 +100,13 @@ int publish(plugin *p, mg_connection *conn, const mg_request_info *ri)
     for (;;) {
         int n = mg_read(conn, buf, sizeof(buf));
         if (n < 0) {
-            return 400;     /* the client broke off; nothing to answer */
+            /* A malformed chunked body (bad chunk size) or a client that
+             * broke off: answer (the write fails harmlessly if it is
+             * gone) and close. */
+            mg_disable_connection_keep_alive(conn);
+            return send_error(conn, PUSHQ_EBADARG,
+                              "body: malformed chunked encoding or cut "
+                              "off; nothing was published");
         }
         if (n == 0) {
             break;
@@ -68,6 +116,19 @@ int publish(plugin *p, mg_connection *conn, const mg_request_info *ri)
             return send_error(conn, PUSHQ_ETOOBIG, too_big.c_str());
         }
         body.append(buf, static_cast<size_t>(n));
+    }
+    if (ri->content_length >= 0
+        && body.size() < static_cast<uint64_t>(ri->content_length)) {
+        /* mg_read returns 0 also when the body stalls past
+         * request_timeout_ms or the client half-closes: a short body is
+         * never published. */
+        mg_cry(conn, "pushq: publish body incomplete (%zu of %lld bytes); "
+               "nothing published", body.size(),
+               static_cast<long long>(ri->content_length));
+        mg_disable_connection_keep_alive(conn);
+        return send_error(conn, PUSHQ_EBADARG,
+                          "body: shorter than Content-Length (stalled or "
+                          "cut off); nothing was published");
     }
 
     std::string msg;

@@ -463,7 +463,8 @@ int ws_connect(const mg_connection *cconn, void *cbdata)
             gate_leave(g);
             return 1;
         }
-        wc->fd_ = p->fds_.find(ri);
+        bool gone = false;  /* CivetWeb's read loop notices that itself */
+        wc->fd_ = p->fds_.find(ri, &gone);
         if (wc->fd_ >= 0) {
             /* One frame per send: no Nagle delay whatever the server's
              * tcp_nodelay option says. */

@@ -46,15 +46,7 @@ def assert_json_error(ans, status):
     {"Connection": "keep-alive, Upgrade"},                  # Firefox
     {"Upgrade": "WebSocket", "Connection": "upgrade"},      # any case
     {"Origin": "http://example.com"},
-    pytest.param({"Sec-WebSocket-Protocol": "chat, superchat"},
-                 marks=pytest.mark.bug(
-                     "pushq-civetweb answers Sec-WebSocket-Protocol: "
-                     "superchat (the last protocol the client offered) "
-                     "though pushq speaks none: CivetWeb 1.15 does this "
-                     "when a handler is registered without a subprotocol "
-                     "list; registering with mg_set_websocket_handler_with"
-                     "_subprotocols and an empty list avoids it",
-                     kinds=("civetweb",))),
+    {"Sec-WebSocket-Protocol": "chat, superchat"},
 ], ids=["plain", "keep-alive-upgrade", "mixed-case", "origin", "protocol"])
 def test_h_handshake_accepted(server, ch, extra):
     ans = ask(server, ch, extra=extra)

@@ -143,26 +143,6 @@ def read_answer(s, timeout=10):
     return st, json.loads(body)
 
 
-RST_RACE_BUG = (
-    "pushq-civetweb: a long-poll whose client resets the connection (RST) "
-    "before the handler first looks up its socket is never seen to go: "
-    "fd_finder::matches() calls getpeername(), which fails with ENOTCONN "
-    "on a reset socket, so find() returns -1 and peer_gone(-1) is always "
-    "false.  The dead long-poll stays subscribed until longpoll_timeout "
-    "and takes the next message of its name (lost)")
-
-
-NGINX_RST_RACE_BUG = (
-    "nginx module: a long-poll whose client resets the connection while "
-    "the request is being handled can miss the disconnect (ngx_http_pushq_"
-    "longpoll.c installs ngx_http_test_reading after the event already "
-    "fired; with edge-triggered epoll none comes again): it stays "
-    "subscribed until longpoll_timeout and takes the next message of its "
-    "name.  A race: seen in 3 of 5 runs")
-
-
-@pytest.mark.bug(RST_RACE_BUG, kinds=("civetweb",))
-@pytest.mark.bug(NGINX_RST_RACE_BUG, kinds=("nginx",), strict=False)
 def test_longpoll_reset_at_once_consumes_nothing(servers, ch):
     """20 named long-polls reset (RST) right after sending their request:
     forgotten at once, and each name still gets the next message."""
@@ -186,9 +166,6 @@ def test_longpoll_reset_at_once_consumes_nothing(servers, ch):
     assert not missing, "%d of 20 names lost the message" % len(missing)
 
 
-@pytest.mark.bug(RST_RACE_BUG + " (here: when a client resets before its "
-                 "handler thread got to the lookup, under load)",
-                 kinds=("civetweb",), strict=False)
 @pytest.mark.also_nginx4
 def test_clients_vanish_mid_longpoll(servers, ch):
     """100 named and 100 anonymous long-polls vanish (FIN or RST) while

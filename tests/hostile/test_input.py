@@ -112,8 +112,6 @@ def test_empty_argument_is_absent(server, arg):
     assert json.loads(body)["status"] in (True, False)
 
 
-@pytest.mark.bug("nginx validates `name` on a publish (400 for a bad name) "
-                 "while CivetWeb ignores it (200): the adapters differ")
 @pytest.mark.parametrize("case", sorted(BAD_NAMES))
 def test_publish_with_bad_name_same_on_both_adapters(case):
     """A publish carrying a bad `name` (an argument publishers do not use):
@@ -313,11 +311,6 @@ def test_content_length_and_transfer_encoding(server, ch):
         assert [m["msg"] for m in stored(server, ch)] == ["hello"]
 
 
-@pytest.mark.bug("CivetWeb 1.15 reads two different Content-Length headers "
-                 "(uses the first), a Content-Length of \"+5\", and the plugin "
-                 "answers nothing (drops the connection) on a bad chunk size; "
-                 "the plugin sees the headers and could refuse with 400",
-                 kinds=("civetweb",))
 @pytest.mark.parametrize("case", ["two-lengths", "bad-chunk-size",
                                   "length-plus"])
 def test_ambiguous_framing_refused_civetweb_bugs(server, ch, case):

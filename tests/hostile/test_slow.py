@@ -95,14 +95,6 @@ def fast_clients_unaffected(srv, ch, n=30):
         assert worst < 1.0, "a fast client waited %.2f s" % worst
 
 
-STALLED_BODY_BUG = (
-    "pushq-civetweb: a publish whose body stalls short of its Content-Length "
-    "is PUBLISHED truncated with 200 once CivetWeb's request_timeout_ms "
-    "passes (mg_read returns 0 on the timeout and publish.cpp treats that "
-    "as the end of the body instead of comparing with Content-Length)")
-
-
-@pytest.mark.bug(STALLED_BODY_BUG, kinds=("civetweb",))
 def test_stalled_body_not_published(servers, ch):
     """A publish that sends 8 of its 200 body bytes and stalls: refused or
     cut after the body timeout, never published."""
@@ -126,8 +118,7 @@ def test_stalled_body_not_published(servers, ch):
 
 @pytest.mark.parametrize("where", [
     "publish-head",
-    pytest.param("publish-body", marks=pytest.mark.bug(
-        STALLED_BODY_BUG, kinds=("civetweb",))),
+    "publish-body",
     "ws-handshake"])
 def test_slowloris(servers, ch, where):
     srv = servers(**SLOW)
