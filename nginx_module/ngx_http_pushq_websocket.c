@@ -3,8 +3,11 @@
  * pushq nginx module: pushq_subscriber's WebSocket transport (SPEC
  * "WebSocket subscribe", RFC 6455), served by the module itself.
  *
- * After the 101 the request is held (r->main->count++); the connection's
- * events reach ngx_http_pushq_ws_read/_write through
+ * After the 101 the request is held (r->main->count++) until the first
+ * run of the read handler, which frees it on plain HTTP/1.1 when nothing
+ * else holds it (ngx_http_pushq_ws_detach): the connection's events then
+ * reach ngx_http_pushq_ws_read_event/_write_event directly.  Otherwise
+ * (TLS, limit_conn, ...) they reach ngx_http_pushq_ws_read/_write through
  * ngx_http_request_handler.  Frames are read with c->recv into the core's
  * parser and written with c->send (both are the TLS variants on TLS
  * listeners) from a queue of frames owned by the module, not by r->pool:
@@ -30,6 +33,9 @@
 #define NGX_HTTP_PUSHQ_WS_READS         16
 #define NGX_HTTP_PUSHQ_WS_IOV           64      /* frames per writev() */
 #define NGX_HTTP_PUSHQ_WS_CLOSE_TIMEOUT 5000    /* ms for a close to go out */
+#define NGX_HTTP_PUSHQ_WS_CHECK_EVERY   65536   /* bytes written between two
+                                                   looks at the socket's
+                                                   unsent bytes */
 
 
 typedef struct ngx_http_pushq_out_s  ngx_http_pushq_out_t;
@@ -44,12 +50,16 @@ struct ngx_http_pushq_out_s {
 typedef struct {
     ngx_http_pushq_sub_t         base;
     ngx_http_pushq_loc_conf_t   *conf;
+    ngx_connection_t            *c;
     pushq_args_t                 args;
     pushq_ws_parser_t           *parser;
 
     ngx_http_pushq_out_t        *out;       /* frames to send, in order */
     ngx_http_pushq_out_t       **last;
     size_t                       backlog;   /* unsent bytes in out */
+    size_t                       kunsent;   /* the socket's unsent bytes at
+                                               the last look */
+    size_t                       written;   /* bytes written since then */
 
     ngx_event_t                  timer;     /* ping, then close timeout */
 
@@ -71,6 +81,15 @@ typedef struct {
     unsigned                     error:1;       /* drop the connection */
     unsigned                     nomem:1;
     unsigned                     finished:1;
+    unsigned                     detached:1;    /* the request is freed */
+    unsigned                     linger:1;      /* lingering_close not off */
+
+    /* detached: the connection's read handler before the first run, and
+     * the core module's lingering close times */
+    ngx_event_handler_pt         http_handler;
+    ngx_msec_t                   linger_timeout;
+    ngx_msec_t                   linger_time;
+    ngx_msec_t                   linger_until;
 } ngx_http_pushq_ws_t;
 
 
@@ -93,6 +112,12 @@ static void ngx_http_pushq_ws_timer(ngx_event_t *ev);
 static void ngx_http_pushq_ws_notify(ngx_http_pushq_sub_t *s);
 static void ngx_http_pushq_ws_shutdown(ngx_http_pushq_sub_t *s);
 static void ngx_http_pushq_ws_cleanup(void *data);
+static void ngx_http_pushq_ws_release(ngx_http_pushq_ws_t *ws);
+static void ngx_http_pushq_ws_start(ngx_event_t *rev);
+static void ngx_http_pushq_ws_read_event(ngx_event_t *rev);
+static void ngx_http_pushq_ws_write_event(ngx_event_t *wev);
+static void ngx_http_pushq_ws_linger(ngx_event_t *rev);
+static void ngx_http_pushq_ws_do_read(ngx_http_pushq_ws_t *ws);
 static ngx_http_pushq_frame_t *ngx_http_pushq_ws_json_frame(
     ngx_http_pushq_ws_t *ws, pushq_json_msg_t *jm);
 
@@ -214,25 +239,36 @@ ngx_http_pushq_websocket_handler(ngx_http_request_t *r,
         return rc;
     }
 
-    ws = ngx_pcalloc(r->pool, sizeof(ngx_http_pushq_ws_t));
+    /*
+     * Not from r->pool: once the 101 is out the request is freed and the
+     * connection kept (ngx_http_pushq_ws_detach); freed by the request's
+     * cleanup or, once detached, when the connection closes.
+     */
+
+    ws = ngx_alloc(sizeof(ngx_http_pushq_ws_t), r->connection->log);
     if (ws == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ws->base.fn = &ngx_http_pushq_ws_fn;
-    ws->base.request = r;
-    ws->conf = plcf;
-    ws->args = *args;
-    ws->last = &ws->out;
-    ws->format = (args->format == PUSHQ_FORMAT_JSON) ? 1 : 0;
+    ngx_memzero(ws, sizeof(ngx_http_pushq_ws_t));
 
     cln = ngx_http_cleanup_add(r, 0);
     if (cln == NULL) {
+        ngx_free(ws);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     cln->handler = ngx_http_pushq_ws_cleanup;
     cln->data = ws;
+
+    ws->base.fn = &ngx_http_pushq_ws_fn;
+    ws->base.request = r;
+    ws->c = r->connection;
+    ws->conf = plcf;
+    ws->args = *args;
+    ws->last = &ws->out;
+    ws->written = NGX_HTTP_PUSHQ_WS_CHECK_EVERY;    /* look at the first */
+    ws->format = (args->format == PUSHQ_FORMAT_JSON) ? 1 : 0;
 
     ws->parser = pushq_ws_parser_create(plcf->max_message_size);
     if (ws->parser == NULL) {
@@ -319,8 +355,14 @@ ngx_http_pushq_websocket_handler(ngx_http_request_t *r,
      * The first run of the read handler takes the bytes the client sent
      * with the handshake (already in r->header_in) and what is ready for
      * a resuming client; it runs from the event loop, where finalizing is
-     * safe.
+     * safe.  On plain HTTP/1.1 it runs through ngx_http_pushq_ws_start,
+     * which frees the request first when it can.
      */
+
+    if (r->connection->ssl == NULL && r == r->main) {
+        ws->http_handler = r->connection->read->handler;
+        r->connection->read->handler = ngx_http_pushq_ws_start;
+    }
 
     ngx_post_event(r->connection->read, &ngx_posted_events);
 
@@ -328,32 +370,305 @@ ngx_http_pushq_websocket_handler(ngx_http_request_t *r,
 }
 
 
+/* the first run: the bytes the client sent with the handshake */
+
 static void
-ngx_http_pushq_ws_read(ngx_http_request_t *r)
+ngx_http_pushq_ws_first(ngx_http_pushq_ws_t *ws, ngx_buf_t *b)
 {
-    ssize_t               n;
-    ngx_uint_t            i;
+    ws->started = 1;
+
+    if (b && b->pos && b->pos < b->last) {
+        ngx_http_pushq_ws_input(ws, b->pos, (size_t) (b->last - b->pos));
+        b->pos = b->last;
+    }
+
+    if (ngx_http_pushq_worker.exiting) {
+        ngx_http_pushq_ws_close(ws, 1001, "server shutting down");
+    }
+
+    ngx_http_pushq_ws_deliver(ws);
+}
+
+
+/*
+ * Frees the upgraded request: its pool (request_pool_size and more), the
+ * header buffers (client_header_buffer_size, large_client_header_buffers)
+ * and its access log line (written now, with the 101), keeping only the
+ * connection, whose events then come to ngx_http_pushq_ws_read_event and
+ * _write_event.  Only when nothing else holds the request: no other
+ * cleanup (limit_conn's counter lives in a pool cleanup, for one), no
+ * body, no pending output, no timer.
+ */
+
+static ngx_int_t
+ngx_http_pushq_ws_detach(ngx_http_pushq_ws_t *ws, ngx_http_request_t *r)
+{
+    ngx_buf_t                 *b;
+    ngx_chain_t               *cl;
+    ngx_connection_t          *c;
+    ngx_http_cleanup_t        *cln;
+    ngx_http_connection_t     *hc;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    c = ws->c;
+
+    if (r != r->main || r->main->count != 1 || r->blocked || r->out
+        || r->postponed || r->posted_requests || r->request_body
+        || r->discard_body || r->reading_body || r->pool->cleanup
+        || c->buffered || c->ssl || c->close || c->error
+        || c->read->timer_set || c->write->timer_set
+        || c->data != r || ws->finished || ws->error || ws->nomem)
+    {
+        return NGX_DECLINED;
+    }
+
+    for (cln = r->cleanup; cln; cln = cln->next) {
+        if (cln->handler != ngx_http_pushq_ws_cleanup || cln->data != ws) {
+            return NGX_DECLINED;
+        }
+    }
+
+    ngx_http_pushq_ws_first(ws, r->header_in);
+
+    if (ws->error || ws->nomem) {
+        /* request mode finalizes it */
+        return NGX_DECLINED;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    ws->linger = (clcf->lingering_close != NGX_HTTP_LINGERING_OFF);
+    ws->linger_timeout = clcf->lingering_timeout;
+    ws->linger_time = clcf->lingering_time;
+
+    for (cln = r->cleanup; cln; cln = cln->next) {
+        cln->handler = NULL;
+    }
+
+    hc = r->http_connection;
+
+    ngx_http_free_request(r, 0);
+
+    /* what ngx_http_free_request() set for the request's close */
+    c->destroyed = 0;
+    c->log->action = NULL;
+
+    /* the header buffers: the request line and headers are gone now */
+
+    for (cl = hc->busy; cl; cl = cl->next) {
+        (void) ngx_pfree(c->pool, cl->buf->start);
+    }
+
+    for (cl = hc->free; cl; cl = cl->next) {
+        (void) ngx_pfree(c->pool, cl->buf->start);
+    }
+
+    hc->busy = NULL;
+    hc->nbusy = 0;
+    hc->free = NULL;
+
+    b = c->buffer;
+
+    if (b && b->start && ngx_pfree(c->pool, b->start) == NGX_OK) {
+        b->start = NULL;
+        b->pos = NULL;
+        b->last = NULL;
+        b->end = NULL;
+    }
+
+    ws->base.request = NULL;
+    ws->detached = 1;
+
+    c->data = ws;
+    c->read->handler = ngx_http_pushq_ws_read_event;
+    c->write->handler = ngx_http_pushq_ws_write_event;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_pushq_ws_start(ngx_event_t *rev)
+{
+    ngx_connection_t     *c;
+    ngx_http_request_t   *r;
+    ngx_http_pushq_ws_t  *ws;
+
+    c = rev->data;
+    r = ((ngx_http_request_t *) c->data)->main;   /* set up on a main one */
+    ws = ngx_http_get_module_ctx(r, ngx_http_pushq_module);
+
+    rev->handler = ws->http_handler;
+
+    if (ws->started || ngx_http_pushq_ws_detach(ws, r) != NGX_OK) {
+        /* request mode: ngx_http_request_handler */
+        rev->handler(rev);
+        return;
+    }
+
+    /* detached */
+
+    ngx_http_pushq_ws_do_read(ws);
+}
+
+
+static void
+ngx_http_pushq_ws_read_event(ngx_event_t *rev)
+{
     ngx_connection_t     *c;
     ngx_http_pushq_ws_t  *ws;
 
+    c = rev->data;
+    ws = c->data;
+
+    if (c->close) {
+        /* worker_shutdown_timeout */
+        ws->error = 1;
+        ngx_http_pushq_ws_step(ws);
+        return;
+    }
+
+    ngx_http_pushq_ws_do_read(ws);
+}
+
+
+static void
+ngx_http_pushq_ws_write_event(ngx_event_t *wev)
+{
+    ngx_connection_t     *c;
+    ngx_http_pushq_ws_t  *ws;
+
+    c = wev->data;
+    ws = c->data;
+
+    if (c->close) {
+        ws->error = 1;
+        ngx_http_pushq_ws_step(ws);
+        return;
+    }
+
+    ngx_http_pushq_ws_send(ws);
+    ngx_http_pushq_ws_deliver(ws);
+    ngx_http_pushq_ws_step(ws);
+}
+
+
+/* detached: the end of the connection, and of ws */
+
+static void
+ngx_http_pushq_ws_close_connection(ngx_http_pushq_ws_t *ws)
+{
+    ngx_connection_t  *c;
+
+    c = ws->c;
+
+    ngx_http_pushq_ws_release(ws);
+    ngx_free(ws);
+
+    ngx_http_close_connection(c);
+}
+
+
+/*
+ * Detached: our close frame is out and the peer's not yet read; as
+ * nginx's lingering close, read and drop what the client still sends
+ * (its close frame) for lingering_timeout at a time, lingering_time in
+ * all, so that closing does not reset the connection under our frame.
+ */
+
+static void
+ngx_http_pushq_ws_set_linger(ngx_http_pushq_ws_t *ws)
+{
+    ngx_connection_t  *c;
+
+    c = ws->c;
+
+    if (!ws->linger
+        || ngx_shutdown_socket(c->fd, NGX_WRITE_SHUTDOWN) == -1)
+    {
+        ngx_http_pushq_ws_close_connection(ws);
+        return;
+    }
+
+    ws->linger_until = ngx_current_msec + ws->linger_time;
+
+    c->read->handler = ngx_http_pushq_ws_linger;
+    c->write->handler = ngx_http_empty_handler;
+
+    ngx_http_pushq_ws_linger(c->read);
+}
+
+
+static void
+ngx_http_pushq_ws_linger(ngx_event_t *rev)
+{
+    ssize_t               n;
+    ngx_msec_t            t;
+    ngx_connection_t     *c;
+    ngx_http_pushq_ws_t  *ws;
+
+    c = rev->data;
+    ws = c->data;
+
+    if (rev->timedout || c->close
+        || (ngx_msec_int_t) (ws->linger_until - ngx_current_msec) <= 0)
+    {
+        ngx_http_pushq_ws_close_connection(ws);
+        return;
+    }
+
+    do {
+        n = c->recv(c, ngx_http_pushq_ws_buf, sizeof(ngx_http_pushq_ws_buf));
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == NGX_ERROR || n == 0) {
+            ngx_http_pushq_ws_close_connection(ws);
+            return;
+        }
+
+    } while (rev->ready);
+
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        ngx_http_pushq_ws_close_connection(ws);
+        return;
+    }
+
+    t = ws->linger_until - ngx_current_msec;
+
+    if (t > ws->linger_timeout) {
+        t = ws->linger_timeout;
+    }
+
+    ngx_add_timer(rev, t);
+}
+
+
+static void
+ngx_http_pushq_ws_read(ngx_http_request_t *r)
+{
+    ngx_http_pushq_ws_t  *ws;
+
     ws = ngx_http_get_module_ctx(r, ngx_http_pushq_module);
-    c = r->connection;
 
     if (!ws->started) {
-        ws->started = 1;
-
-        if (r->header_in->pos < r->header_in->last) {
-            n = r->header_in->last - r->header_in->pos;
-            ngx_http_pushq_ws_input(ws, r->header_in->pos, (size_t) n);
-            r->header_in->pos = r->header_in->last;
-        }
-
-        if (ngx_http_pushq_worker.exiting) {
-            ngx_http_pushq_ws_close(ws, 1001, "server shutting down");
-        }
-
-        ngx_http_pushq_ws_deliver(ws);
+        ngx_http_pushq_ws_first(ws, r->header_in);
     }
+
+    ngx_http_pushq_ws_do_read(ws);
+}
+
+
+static void
+ngx_http_pushq_ws_do_read(ngx_http_pushq_ws_t *ws)
+{
+    ssize_t            n;
+    ngx_uint_t         i;
+    ngx_connection_t  *c;
+
+    c = ws->c;
 
     for (i = 0; i < NGX_HTTP_PUSHQ_WS_READS; i++) {
 
@@ -448,7 +763,7 @@ ngx_http_pushq_ws_input(ngx_http_pushq_ws_t *ws, u_char *data, size_t len)
             return;
 
         case PUSHQ_WS_ERROR:
-            ngx_log_error(NGX_LOG_INFO, ws->base.request->connection->log,
+            ngx_log_error(NGX_LOG_INFO, ws->c->log,
                           0, "pushq: websocket client error, closing with "
                           "%d: %s", (int) ev.close_code,
                           ev.reason ? ev.reason : "");
@@ -470,7 +785,7 @@ ngx_http_pushq_ws_publish(ngx_http_pushq_ws_t *ws, pushq_ws_event_t *ev)
     pushq_publish_result_t   res;
 
     if (!ws->conf->websocket_publish) {
-        ngx_log_error(NGX_LOG_INFO, ws->base.request->connection->log, 0,
+        ngx_log_error(NGX_LOG_INFO, ws->c->log, 0,
                       "pushq: websocket client published on a location "
                       "with \"pushq_websocket_publish off\", closing");
         ngx_http_pushq_ws_close(ws, 1008, "publishing is off here");
@@ -488,7 +803,7 @@ ngx_http_pushq_ws_publish(ngx_http_pushq_ws_t *ws, pushq_ws_event_t *ev)
     if (st != PUSHQ_OK) {
         level = (st == PUSHQ_ENOMEM) ? NGX_LOG_WARN : NGX_LOG_INFO;
 
-        ngx_log_error(level, ws->base.request->connection->log, 0,
+        ngx_log_error(level, ws->c->log, 0,
                       "pushq: websocket publish refused: %s%s",
                       why ? why : "error",
                       st == PUSHQ_ENOMEM ? " (raise pushq_shm_size)" : "");
@@ -547,7 +862,7 @@ ngx_http_pushq_ws_queue(ngx_http_pushq_ws_t *ws, ngx_http_pushq_frame_t *f)
 {
     ngx_http_pushq_out_t  *o;
 
-    o = ngx_http_pushq_ws_out_alloc(ws->base.request->connection->log);
+    o = ngx_http_pushq_ws_out_alloc(ws->c->log);
     if (o == NULL) {
         ngx_http_pushq_frame_release(f);
         ws->nomem = 1;
@@ -576,7 +891,7 @@ ngx_http_pushq_ws_control(ngx_http_pushq_ws_t *ws, unsigned opcode,
     n = pushq_ws_frame_header(hdr, opcode, len);
 
     f = ngx_http_pushq_frame_alloc(n + len,
-                                   ws->base.request->connection->log);
+                                   ws->c->log);
     if (f == NULL) {
         ws->nomem = 1;
         return;
@@ -627,7 +942,7 @@ ngx_http_pushq_ws_close(ngx_http_pushq_ws_t *ws, uint16_t code,
 
     ngx_http_pushq_ws_unsubscribe(ws);
 
-    f = ngx_http_pushq_frame_alloc(127, ws->base.request->connection->log);
+    f = ngx_http_pushq_frame_alloc(127, ws->c->log);
     if (f == NULL) {
         ws->error = 1;
         return;
@@ -669,7 +984,7 @@ ngx_http_pushq_ws_collect(void *ctx, const pushq_msg_t *m)
     if (ws->format && ws->first_data == NULL) {
         /* kept until the fetch reports lost/reset */
         ws->first_data = ngx_alloc(m->len ? m->len : 1,
-                                   ws->base.request->connection->log);
+                                   ws->c->log);
         if (ws->first_data == NULL) {
             ws->nomem = 1;
             return;
@@ -692,7 +1007,7 @@ ngx_http_pushq_ws_collect(void *ctx, const pushq_msg_t *m)
                                               : PUSHQ_WS_OP_TEXT, m->len);
 
         f = ngx_http_pushq_frame_alloc(n + m->len,
-                                       ws->base.request->connection->log);
+                                       ws->c->log);
         if (f == NULL) {
             ws->nomem = 1;
             return;
@@ -746,7 +1061,7 @@ ngx_http_pushq_ws_json_frame(ngx_http_pushq_ws_t *ws, pushq_json_msg_t *jm)
     ngx_log_t               *log;
     ngx_http_pushq_frame_t  *f;
 
-    log = ws->base.request->connection->log;
+    log = ws->c->log;
 
     for ( ;; ) {
         n = pushq_json_message((char *) ngx_http_pushq_ws_scratch,
@@ -788,20 +1103,46 @@ ngx_http_pushq_ws_json_frame(ngx_http_pushq_ws_t *ws, pushq_json_msg_t *jm)
  * The data not yet sent to the client: our queue plus what the kernel
  * holds unsent in the socket (autotuning may give a socket megabytes of
  * send buffer, which would hide a reader that stopped reading).
+ *
+ * Asking the kernel (ioctl SIOCOUTQNSD) is a system call, so it is not
+ * asked on every delivery: the socket's unsent bytes can only have grown
+ * by what was written since the last look, so kunsent + written is an
+ * upper bound.  The kernel is asked only when that bound could matter
+ * (it passes "limit"), when our own queue is not empty (the socket was
+ * full), after NGX_HTTP_PUSHQ_WS_CHECK_EVERY bytes, and always on TLS
+ * (the records are larger than the frames); a decision to drop
+ * a reader is therefore always taken on the kernel's own figure.
  */
 
 static size_t
-ngx_http_pushq_ws_unsent(ngx_http_pushq_ws_t *ws)
+ngx_http_pushq_ws_unsent(ngx_http_pushq_ws_t *ws, size_t limit)
 {
 #if (NGX_LINUX) && defined(SIOCOUTQNSD)
 
-    int  n;
+    int     n;
+    size_t  bound;
 
-    if (ioctl(ws->base.request->connection->fd, SIOCOUTQNSD, &n) == 0
+    bound = ws->backlog + ws->kunsent + ws->written;
+
+    /* TLS: the socket holds records, larger than what was written */
+
+    if (bound <= limit && ws->out == NULL
+        && ws->written < NGX_HTTP_PUSHQ_WS_CHECK_EVERY
+        && ws->c->ssl == NULL)
+    {
+        return bound;
+    }
+
+    ws->written = 0;
+
+    if (ioctl(ws->c->fd, SIOCOUTQNSD, &n) == 0
         && n > 0)
     {
+        ws->kunsent = (size_t) n;
         return ws->backlog + (size_t) n;
     }
+
+    ws->kunsent = 0;
 
 #endif
 
@@ -832,8 +1173,9 @@ ngx_http_pushq_ws_deliver(ngx_http_pushq_ws_t *ws)
     {
         ngx_memzero(&info, sizeof(pushq_fetch_info_t));
 
-        unsent = ngx_http_pushq_ws_unsent(ws);
+        /* the kernel is asked when the bound passes half the limit */
         max = ws->conf->websocket_max_backlog;
+        unsent = ngx_http_pushq_ws_unsent(ws, max / 2);
         max = (unsent < max) ? max - unsent : 1;
 
         ws->first = NULL;
@@ -884,7 +1226,7 @@ ngx_http_pushq_ws_deliver(ngx_http_pushq_ws_t *ws)
         ws->first = NULL;
 
         if (st != PUSHQ_OK || ws->nomem) {
-            ngx_log_error(NGX_LOG_ERR, ws->base.request->connection->log, 0,
+            ngx_log_error(NGX_LOG_ERR, ws->c->log, 0,
                           "pushq: websocket fetch failed (%d)", (int) st);
             ngx_http_pushq_ws_close(ws, 1011, "internal error");
             return;
@@ -892,13 +1234,14 @@ ngx_http_pushq_ws_deliver(ngx_http_pushq_ws_t *ws)
 
         ngx_http_pushq_ws_send(ws);
 
-        unsent = ngx_http_pushq_ws_unsent(ws);
+        unsent = ngx_http_pushq_ws_unsent(ws,
+                                          ws->conf->websocket_max_backlog);
 
         if (unsent > ws->conf->websocket_max_backlog) {
 
             pushq_store_count_dropped_slow(w->store);
 
-            ngx_log_error(NGX_LOG_INFO, ws->base.request->connection->log, 0,
+            ngx_log_error(NGX_LOG_INFO, ws->c->log, 0,
                           "pushq: websocket subscriber too slow, %uz bytes "
                           "unsent (pushq_websocket_max_backlog %uz), "
                           "closing", unsent,
@@ -953,6 +1296,7 @@ ngx_http_pushq_ws_sent(ngx_http_pushq_ws_t *ws, size_t n)
     ngx_http_pushq_out_t  *o;
 
     ws->backlog -= n;
+    ws->written += n;
 
     while (ws->out) {
         o = ws->out;
@@ -976,59 +1320,64 @@ ngx_http_pushq_ws_sent(ngx_http_pushq_ws_t *ws, size_t n)
 
 
 /*
- * Plain TCP: up to NGX_HTTP_PUSHQ_WS_IOV queued frames per writev(), with
- * the chain and its buffers on the stack pointing into the shared frames.
+ * Plain TCP: up to NGX_HTTP_PUSHQ_WS_IOV queued frames per writev(), the
+ * iovecs on the stack pointing into the shared frames.  writev() itself:
+ * nginx's send_chain would only rebuild the same iovecs from a chain.
  */
 
 static void
 ngx_http_pushq_ws_writev(ngx_http_pushq_ws_t *ws)
 {
-    off_t                  sent;
-    ngx_buf_t              bufs[NGX_HTTP_PUSHQ_WS_IOV], *b;
-    ngx_uint_t             n;
-    ngx_chain_t            chain[NGX_HTTP_PUSHQ_WS_IOV], *cl;
+    size_t                 size;
+    ssize_t                n;
+    ngx_err_t              err;
+    ngx_uint_t             niov;
+    struct iovec           iov[NGX_HTTP_PUSHQ_WS_IOV];
     ngx_connection_t      *c;
     ngx_http_pushq_out_t  *o;
 
-    c = ws->base.request->connection;
+    c = ws->c;
 
     while (ws->out) {
 
-        n = 0;
+        niov = 0;
+        size = 0;
 
-        for (o = ws->out; o && n < NGX_HTTP_PUSHQ_WS_IOV; o = o->next) {
-            b = &bufs[n];
-            ngx_memzero(b, sizeof(ngx_buf_t));
-
-            b->memory = 1;
-            b->start = o->frame->data;
-            b->end = o->frame->data + o->frame->len;
-            b->pos = b->start + o->sent;
-            b->last = b->end;
-
-            chain[n].buf = b;
-            chain[n].next = NULL;
-
-            if (n) {
-                chain[n - 1].next = &chain[n];
-            }
-
-            n++;
+        for (o = ws->out; o && niov < NGX_HTTP_PUSHQ_WS_IOV; o = o->next) {
+            iov[niov].iov_base = o->frame->data + o->sent;
+            iov[niov].iov_len = o->frame->len - o->sent;
+            size += iov[niov].iov_len;
+            niov++;
         }
 
-        sent = c->sent;
+        n = writev(c->fd, iov, (int) niov);
 
-        cl = c->send_chain(c, chain, 0);
+        if (n == -1) {
+            err = ngx_errno;
 
-        if (cl == NGX_CHAIN_ERROR) {
+            if (err == NGX_EINTR) {
+                continue;
+            }
+
+            if (err == NGX_EAGAIN) {
+                /* the socket is full: the write event goes on */
+                c->write->ready = 0;
+                return;
+            }
+
+            c->write->error = 1;
+            ngx_connection_error(c, err, "writev() failed");
             ws->error = 1;
             return;
         }
 
-        ngx_http_pushq_ws_sent(ws, (size_t) (c->sent - sent));
+        c->sent += n;
 
-        if (cl != NULL) {
-            /* the socket is full: the write event goes on */
+        ngx_http_pushq_ws_sent(ws, (size_t) n);
+
+        if ((size_t) n < size) {
+            /* the socket took less: full, the write event goes on */
+            c->write->ready = 0;
             return;
         }
     }
@@ -1046,13 +1395,13 @@ ngx_http_pushq_ws_send(ngx_http_pushq_ws_t *ws)
     ngx_http_pushq_frame_t  *f;
 
     r = ws->base.request;
-    c = r->connection;
+    c = ws->c;
 
     if (ws->error) {
         return;
     }
 
-    if (r->out || c->buffered) {
+    if (!ws->detached && (r->out || c->buffered)) {
         /* the 101's header is still in nginx's write filter */
 
         rc = ngx_http_output_filter(r, NULL);
@@ -1134,10 +1483,22 @@ ngx_http_pushq_ws_step(ngx_http_pushq_ws_t *ws)
         return;
     }
 
+    ws->finished = 1;
+
+    if (ws->detached) {
+        if (ws->error || ws->close_received) {
+            ngx_http_pushq_ws_close_connection(ws);
+
+        } else {
+            ngx_http_pushq_ws_release(ws);
+            ngx_http_pushq_ws_set_linger(ws);
+        }
+
+        return;
+    }
+
     r = ws->base.request;
     c = r->connection;
-
-    ws->finished = 1;
 
     r->keepalive = 0;
 
@@ -1170,7 +1531,7 @@ ngx_http_pushq_ws_timer(ngx_event_t *ev)
     }
 
     if (ws->awaiting_pong) {
-        ngx_log_error(NGX_LOG_INFO, ws->base.request->connection->log, 0,
+        ngx_log_error(NGX_LOG_INFO, ws->c->log, 0,
                       "pushq: websocket peer did not answer a ping in %M, "
                       "closing", ws->conf->websocket_ping);
         ws->error = 1;
@@ -1218,11 +1579,21 @@ ngx_http_pushq_ws_shutdown(ngx_http_pushq_sub_t *s)
 }
 
 
+/* the request is freed (request mode only) */
+
 static void
 ngx_http_pushq_ws_cleanup(void *data)
 {
     ngx_http_pushq_ws_t  *ws = data;
 
+    ngx_http_pushq_ws_release(ws);
+    ngx_free(ws);
+}
+
+
+static void
+ngx_http_pushq_ws_release(ngx_http_pushq_ws_t *ws)
+{
     ngx_http_pushq_out_t  *o;
 
     ws->finished = 1;
