@@ -20,20 +20,6 @@ namespace {
 constexpr uint64_t wait_slice_ms = 200;
 constexpr size_t   batch_max_bytes = 16u << 20;
 
-struct msg_copy {
-    uint64_t     id;
-    unsigned     flags;
-    std::string  data;
-};
-
-void collect(void *ctx, const pushq_msg_t *m)
-{
-    auto *v = static_cast<std::vector<msg_copy> *>(ctx);
-    v->push_back(msg_copy{m->id, m->flags,
-                          std::string(static_cast<const char *>(m->data),
-                                      m->len)});
-}
-
 bool gate_closing(gate *g)
 {
     std::lock_guard<std::mutex> lk(g->mu);

@@ -233,6 +233,24 @@ pushq_status_t subscriber_args(plugin *p, const mg_request_info *ri,
  * handler URIs (exactly, or as a prefix followed by '/'). */
 bool uri_matches(const std::vector<std::string> &uris, const char *uri);
 
+/* One message copied out of the store by pushq_sub_fetch's callback (the
+ * store is locked while it runs, so the payload must be copied), for the
+ * long-poll answer and the WebSocket sender alike. */
+struct msg_copy {
+    uint64_t     id;
+    unsigned     flags;
+    std::string  data;
+};
+
+/* pushq_msg_cb appending to the std::vector<msg_copy> given as ctx. */
+inline void collect(void *ctx, const pushq_msg_t *m)
+{
+    auto *v = static_cast<std::vector<msg_copy> *>(ctx);
+    v->push_back(msg_copy{m->id, m->flags,
+                          std::string(static_cast<const char *>(m->data),
+                                      m->len)});
+}
+
 }  // namespace pushq::civetweb
 
 /* The public handle is the plugin itself. */

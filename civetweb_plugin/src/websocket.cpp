@@ -162,20 +162,6 @@ void sub_unsent(ws_conn *wc, uint64_t bytes)
     }
 }
 
-struct msg_copy {
-    uint64_t     id;
-    unsigned     flags;
-    std::string  data;
-};
-
-void collect(void *ctx, const pushq_msg_t *m)
-{
-    auto *v = static_cast<std::vector<msg_copy> *>(ctx);
-    v->push_back(msg_copy{m->id, m->flags,
-                          std::string(static_cast<const char *>(m->data),
-                                      m->len)});
-}
-
 void append_frame(std::string &out, unsigned opcode, const void *data,
                   size_t len)
 {
