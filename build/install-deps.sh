@@ -14,6 +14,8 @@ PACKAGES=(
     python3 python3-pytest python3-websockets python3-requests  # integration
     chromium                            # browser tests (playwright-core from npm)
     libnginx-mod-nchan                  # benchmarks compare against nchan
+    libhiredis-dev redis-server         # Redis scale-out (pushq_redis) and its tests
+    valgrind                            # memcheck pass of an nginx worker
     curl openssl procps psmisc iproute2
 )
 

@@ -11,6 +11,9 @@
  *   ngx_http_pushq_longpoll.c   pushq_subscriber, long-poll transport
  *   ngx_http_pushq_websocket.c  pushq_subscriber, WebSocket transport
  *   ngx_http_pushq_status.c     pushq_status
+ *   ngx_http_pushq_redis.c      pushq_redis: this worker's hiredis
+ *                               connections on nginx's event loop, the
+ *                               subscription that feeds the mirror
  */
 
 #ifndef _NGX_HTTP_PUSHQ_MODULE_H_INCLUDED_
@@ -22,6 +25,7 @@
 #include <ngx_http.h>
 
 #include <pushq.h>
+#include <pushq_redis.h>
 
 
 /*
@@ -40,8 +44,20 @@
 #define NGX_HTTP_PUSHQ_STATUS      3
 
 
+/* One distinct pushq_redis URL of the configuration. */
+typedef struct {
+    ngx_str_t                    url;
+    pushq_redis_url_t            parsed;
+    ngx_uint_t                   index;      /* in main conf's redis array */
+} ngx_http_pushq_redis_conf_t;
+
+typedef struct ngx_http_pushq_redis_link_s  ngx_http_pushq_redis_link_t;
+
+
 typedef struct {
     size_t                       shm_size;
+    ngx_array_t                  redis;      /* ngx_http_pushq_redis_conf_t *,
+                                                distinct URLs */
     ngx_shm_zone_t              *shm_zone;   /* NULL: no pushq location */
 
     /* one eventfd per worker of this cycle, made in init_module */
@@ -68,6 +84,11 @@ typedef struct {
     size_t                       websocket_max_backlog;
 
     pushq_limits_t               limits;     /* the above, set by merge */
+
+    /* pushq_redis: NULL = this scope's channels live in the local store
+     * only; else this worker's link (one per distinct URL) is found
+     * through it with ngx_http_pushq_redis_link() */
+    ngx_http_pushq_redis_conf_t *redis;
 } ngx_http_pushq_loc_conf_t;
 
 
@@ -176,6 +197,52 @@ ngx_int_t ngx_http_pushq_parse_args(ngx_http_request_t *r,
     pushq_args_t *args, const char **why);
 ngx_int_t ngx_http_pushq_add_header(ngx_http_request_t *r, const char *key,
     const char *value);
+
+/* ngx_http_pushq_redis.c
+ *
+ * Every worker keeps, per distinct URL, a link: one command connection
+ * (hiredis async on nginx's event loop) and, in worker 0 only, one
+ * subscription connection that feeds the mirror.  Lost connections are
+ * retried with backoff (100 ms doubling to 5 s) and logged once per
+ * outage, not per request.
+ *
+ * A request that sends a command must be able to go away before the reply
+ * comes: it gets an op (ngx_http_pushq_redis_op_t) whose `cancelled` the
+ * request's cleanup sets; the link calls `handler` for every op exactly
+ * once (reply NULL and err set when the connection failed or the command
+ * could not be sent), skips it when cancelled, and frees it after.
+ */
+
+typedef struct ngx_http_pushq_redis_op_s  ngx_http_pushq_redis_op_t;
+
+typedef void (*ngx_http_pushq_redis_handler_pt)(ngx_http_pushq_redis_op_t *op,
+    struct redisReply *reply, const char *err);
+
+struct ngx_http_pushq_redis_op_s {
+    ngx_http_pushq_redis_handler_pt  handler;
+    void                        *data;       /* e.g. the request */
+    unsigned                     cancelled:1;
+};
+
+ngx_int_t ngx_http_pushq_redis_init_worker(ngx_cycle_t *cycle,
+    ngx_http_pushq_main_conf_t *pmcf);
+void ngx_http_pushq_redis_exit_worker(ngx_cycle_t *cycle);
+ngx_http_pushq_redis_link_t *ngx_http_pushq_redis_link(
+    ngx_http_pushq_redis_conf_t *rcf);
+/* Non-zero when the command connection is up (scripts loaded). */
+ngx_uint_t ngx_http_pushq_redis_up(ngx_http_pushq_redis_link_t *link);
+/* A new op (freed by the link after its handler ran), or NULL. */
+ngx_http_pushq_redis_op_t *ngx_http_pushq_redis_op(
+    ngx_http_pushq_redis_handler_pt handler, void *data);
+/* Queues cmd.  NGX_ERROR, with *why set and the op freed (its handler not
+ * called), when the link is down: the caller answers at once. */
+ngx_int_t ngx_http_pushq_redis_send(ngx_http_pushq_redis_link_t *link,
+    pushq_redis_cmd_t *cmd, ngx_http_pushq_redis_op_t *op,
+    const char **why);
+/* Calls notify on every local subscriber of this worker that waits on a
+ * Redis-scoped channel (e.g. after the link came back up, so named
+ * subscribers take again). */
+void ngx_http_pushq_redis_kick(void);
 
 /* the handlers */
 ngx_int_t ngx_http_pushq_publisher_handler(ngx_http_request_t *r);

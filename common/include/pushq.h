@@ -202,6 +202,28 @@ PUSHQ_API pushq_status_t pushq_store_publish(pushq_store_t *s,
     pushq_publish_result_t *out, const char **why);
 
 
+/* Redis mode (pushq_redis.h): stores a message that Redis gave id `id`
+ * (published on any server) in the local mirror of channel `chan`.
+ * `epoch` identifies the channel's life in Redis: when it differs from
+ * the one the local channel holds (and that is not 0), the channel began
+ * again at id 1 in Redis, and the local channel restarts too: its
+ * buffered messages are dropped, its newest id becomes 0, and open
+ * subscribers (their positions belong to the old life) start from the
+ * beginning of the new one.  Then:
+ *   id <= newest id      a duplicate: nothing stored, out->id = 0, OK;
+ *   id == newest id + 1  stored as pushq_store_publish would;
+ *   id >  newest id + 1  the ids between were missed (the subscription
+ *                        connection was down): the buffered messages are
+ *                        dropped, and readers past them count the missed
+ *                        ids as lost; then stored.
+ * out (subscribers, wakers) and errors as pushq_store_publish; len is not
+ * checked against max_message_size (the publisher did). */
+PUSHQ_API pushq_status_t pushq_store_mirror(pushq_store_t *s,
+    const char *chan, size_t chan_len, uint64_t epoch, uint64_t id,
+    const void *msg, size_t len, unsigned flags, const pushq_limits_t *lim,
+    uint64_t now_ms, pushq_publish_result_t *out, const char **why);
+
+
 /* --- Subscribers --------------------------------------------------------
  *
  * A subscriber is one long-poll request or one WebSocket connection.  The
@@ -241,6 +263,18 @@ typedef struct {
 PUSHQ_API pushq_status_t pushq_sub_open(pushq_store_t *s,
     const pushq_sub_spec_t *spec, const pushq_limits_t *lim,
     uint64_t now_ms, pushq_sub_t *sub, const char **why);
+
+/* Redis mode: opens an anonymous subscriber (spec->name and
+ * spec->has_last_id are ignored) that receives the local messages with
+ * id > after_id, with none of last_id's rules: no reset when after_id is
+ * above the local newest id (the mirror may lag behind Redis; the
+ * subscriber then waits for after_id + 1), and no lost count.  When the
+ * channel restarts (pushq_store_mirror with a new epoch) it starts from
+ * the new life's first message. */
+PUSHQ_API pushq_status_t pushq_sub_open_at(pushq_store_t *s,
+    const pushq_sub_spec_t *spec, uint64_t after_id,
+    const pushq_limits_t *lim, uint64_t now_ms, pushq_sub_t *sub,
+    const char **why);
 
 /* One message handed out by pushq_sub_fetch.  `data` points into the store
  * and is valid only during the callback (the store is locked: the callback
