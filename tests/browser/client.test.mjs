@@ -2,8 +2,8 @@
 // headless Chromium, against each adapter.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { launchBrowser, newChannel } from './lib/browser.mjs';
+import { describe, test } from 'node:test';
+import { newChannel, serverAndBrowser } from './lib/browser.mjs';
 import { freePort, selectedKinds, startServer } from './lib/servers.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -35,21 +35,9 @@ for (const kind of selectedKinds(['nginx', 'civetweb'])) {
         let browser;
         let page;
 
-        before(async () => {
-            server = await startServer(kind);
-            browser = await launchBrowser();
-        });
-
-        after(async () => {
-            if (browser) {
-                await browser.close();
-            }
-            if (server) {
-                const bad = server.badLogLines();
-                await server.cleanup();
-                assert.deepEqual(bad, [], `${kind} logged problems`);
-            }
-            assert.deepEqual(browser ? browser.pageErrors : [], [], 'uncaught errors in pages');
+        serverAndBrowser(kind, startServer, (s, b) => {
+            server = s;
+            browser = b;
         });
 
         async function freshPage() {

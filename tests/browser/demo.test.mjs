@@ -4,9 +4,10 @@
 //   node --test tests/browser/     (PUSHQ_BROWSER_SERVERS=nginx,nginx4,civetweb to pick)
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
-    launchBrowser, newChannel, openChat, screenshot, send, shown, waitLive, waitShown,
+    newChannel, openChat, screenshot, send, serverAndBrowser, shown, waitLive,
+    waitShown,
 } from './lib/browser.mjs';
 import { selectedKinds, startProxy, startServer } from './lib/servers.mjs';
 
@@ -56,21 +57,9 @@ for (const kind of selectedKinds()) {
         let server;
         let browser;
 
-        before(async () => {
-            server = await startServer(kind);
-            browser = await launchBrowser();
-        });
-
-        after(async () => {
-            if (browser) {
-                await browser.close();
-            }
-            if (server) {
-                const bad = server.badLogLines();
-                await server.cleanup();
-                assert.deepEqual(bad, [], `${kind} logged problems`);
-            }
-            assert.deepEqual(browser ? browser.pageErrors : [], [], 'uncaught errors in pages');
+        serverAndBrowser(kind, startServer, (s, b) => {
+            server = s;
+            browser = b;
         });
 
         async function closeAll(...chats) {

@@ -3,8 +3,8 @@
 // at "/", and the page chats there.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { launchBrowser, newChannel, openChat, send, waitShown } from './lib/browser.mjs';
+import { describe, test } from 'node:test';
+import { newChannel, openChat, send, serverAndBrowser, waitShown } from './lib/browser.mjs';
 import { selectedKinds, startDemo } from './lib/servers.mjs';
 
 for (const kind of selectedKinds(['nginx', 'civetweb'])) {
@@ -12,21 +12,9 @@ for (const kind of selectedKinds(['nginx', 'civetweb'])) {
         let server;
         let browser;
 
-        before(async () => {
-            server = await startDemo(kind);
-            browser = await launchBrowser();
-        });
-
-        after(async () => {
-            if (browser) {
-                await browser.close();
-            }
-            if (server) {
-                const bad = server.badLogLines();
-                await server.cleanup();
-                assert.deepEqual(bad, [], `${kind} logged problems`);
-            }
-            assert.deepEqual(browser ? browser.pageErrors : [], [], 'uncaught errors in pages');
+        serverAndBrowser(kind, startDemo, (s, b) => {
+            server = s;
+            browser = b;
         });
 
         test('the page at / chats, over WebSocket and long-poll', async () => {

@@ -1,14 +1,9 @@
-"""Fixtures for the hostile-input suite: the same server pool as
-tests/conformance (one server per kind and settings for the session), run
-against "nginx" (1 worker) and "civetweb"; tests marked `also_nginx4` run
-against "nginx4" too.  PUSHQ_SERVERS (comma list) narrows the kinds.
-
-After every test: no "[alert]", "[crit]", "[emerg]" or sanitizer line in
-the new part of a server's log, and every server process still alive.
+"""Fixtures for the hostile-input suite: the same server pool, hooks and
+fixtures as tests/conformance (suite_fixtures.py), plus a bystander
+subscriber that must get its message after every hostile test.
 """
 
 import os
-import re
 import sys
 import uuid
 
@@ -20,79 +15,16 @@ for p in (HERE, os.path.join(HERE, "..", "conformance"),
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from pool import apply_bug_markers, BAD, Pool, _alive  # noqa: E402
-
-
-def selected(kinds):
-    env = os.environ.get("PUSHQ_SERVERS", "").strip()
-    if not env:
-        return kinds
-    want = [k.strip() for k in env.split(",") if k.strip()]
-    return [k for k in kinds if k in want]
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "also_nginx4: run on nginx with 4 "
-                            "workers too")
-    config.addinivalue_line("markers", "bug(reason, kinds=...): a known "
-                            "adapter bug (strict xfail on those kinds)")
-    config.addinivalue_line("markers", "allow_log(regex): expected log "
-                            "lines")
-
-
-def pytest_generate_tests(metafunc):
-    if "kind" in metafunc.fixturenames:
-        kinds = ["nginx", "civetweb"]
-        if metafunc.definition.get_closest_marker("also_nginx4"):
-            kinds = ["nginx", "nginx4", "civetweb"]
-        metafunc.parametrize("kind", selected(kinds), scope="session")
-
-
-def pytest_collection_modifyitems(config, items):
-    apply_bug_markers(items)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _stop_servers():
-    yield
-    Pool.stop_all()
-
-
-@pytest.fixture
-def servers(kind):
-    return lambda **s: Pool.get(kind, **s)
-
-
-@pytest.fixture
-def server(kind):
-    return Pool.get(kind)
+from pool import Pool  # noqa: E402
+from suite_fixtures import (  # noqa: E402,F401  (hooks and fixtures)
+    selected, pytest_configure, pytest_generate_tests,
+    pytest_collection_modifyitems, _stop_servers, servers, server,
+    _log_check)
 
 
 @pytest.fixture
 def ch():
     return "hx-" + uuid.uuid4().hex[:16]
-
-
-@pytest.fixture(autouse=True)
-def _log_check(request):
-    seen = {id(s): len(s.log_text()) for s in Pool.servers.values()}
-    yield
-    allowed = [m.args[0] for m in request.node.iter_markers("allow_log")]
-    problems = []
-    for srv in Pool.servers.values():
-        text = srv.log_text()
-        for line in text[seen.get(id(srv), 0):].splitlines():
-            if any(b in line for b in BAD) and \
-                    not any(re.search(a, line) for a in allowed):
-                problems.append("%s: %s" % (srv.pushq_kind, line))
-        dead = [p for p in srv.pushq_pids if not _alive(p)]
-        if dead:
-            problems.append("%s: process(es) %s died"
-                            % (srv.pushq_kind, dead))
-            srv.pushq_pids = list(srv.pids())
-    if problems:
-        pytest.fail("server log / processes:\n  " + "\n  ".join(problems[:20]),
-                    pytrace=False)
 
 
 class Bystander:

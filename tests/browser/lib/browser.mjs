@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 import { REPO } from './servers.mjs';
 
@@ -17,6 +18,35 @@ const ARGS = [
     '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
+
+/*
+ * For a describe block: starts a server (with `start`) and a browser
+ * before its tests and hands both to `use`; after them closes the browser,
+ * stops the server and fails when the server logged problems or a page
+ * threw.
+ */
+export function serverAndBrowser(kind, start, use) {
+    let server;
+    let browser;
+
+    before(async () => {
+        server = await start(kind);
+        browser = await launchBrowser();
+        use(server, browser);
+    });
+
+    after(async () => {
+        if (browser) {
+            await browser.close();
+        }
+        if (server) {
+            const bad = server.badLogLines();
+            await server.cleanup();
+            assert.deepEqual(bad, [], `${kind} logged problems`);
+        }
+        assert.deepEqual(browser ? browser.pageErrors : [], [], 'uncaught errors in pages');
+    });
+}
 
 export async function launchBrowser() {
     if (!fs.existsSync(CHROMIUM)) {
