@@ -33,6 +33,7 @@ TEST_STEPS   :=
 
 include common/build.mk
 include $(wildcard tests/unit/build.mk)
+include $(wildcard tests/redis/core/build.mk)
 include $(wildcard tests/fuzz/build.mk)
 include $(wildcard nginx_module/build.mk)
 include $(wildcard civetweb_plugin/build.mk)
@@ -40,6 +41,9 @@ include $(wildcard tests/integration/build.mk)
 include $(wildcard tests/browser/browser.mk)
 include $(wildcard tests/conformance/conformance.mk)
 include $(wildcard tests/hostile/hostile.mk)
+include $(wildcard tests/valgrind/valgrind.mk)
+include $(wildcard tests/soak/soak.mk)
+include $(wildcard tests/redis/redis.mk)
 include $(wildcard bench/build.mk)
 
 .PHONY: all test clean demo

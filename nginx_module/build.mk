@@ -62,7 +62,7 @@ $(NGX_BUILD)/Makefile: nginx_module/config $(NGX_BUILD)/nginx-src
 	$(call ngx_configure,$(NGX_BUILD),$(NGX_CC_OPT),$(NGX_LD_OPT),$(LIBPUSHQ))
 
 $(NGX_MODULE): $(NGX_BUILD)/Makefile $(NGX_MOD_SRCS) $(LIBPUSHQ) \
-               common/include/pushq.h
+               common/include/pushq.h common/include/pushq_redis.h
 	$(call ngx_make,$(NGX_BUILD),$@)
 
 # The same module with ASan+UBSan, linked with the sanitized core, for
@@ -75,7 +75,8 @@ $(NGX_BUILD_SAN)/Makefile: nginx_module/config $(NGX_BUILD)/nginx-src
 	$(call ngx_configure,$(NGX_BUILD_SAN),-g -O1 -fPIC $(SANITIZE),-fPIC $(SANITIZE),$(LIBPUSHQ_SAN))
 
 $(NGX_MODULE_SAN): $(NGX_BUILD_SAN)/Makefile $(NGX_MOD_SRCS) \
-                   $(LIBPUSHQ_SAN) common/include/pushq.h
+                   $(LIBPUSHQ_SAN) common/include/pushq.h \
+                   common/include/pushq_redis.h
 	$(call ngx_make,$(NGX_BUILD_SAN),$@)
 
 .PHONY: ngx-always test-nginx test-nginx-san demo

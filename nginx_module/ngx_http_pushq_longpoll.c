@@ -15,6 +15,21 @@
  * not report it again).  So the handler looks at the read event's flags
  * before it opens anything, posts the read event once the hold is armed,
  * and every fetch (which consumes) is preceded by a check of the socket.
+ *
+ * Redis mode (pushq_redis), a name or last_id given: Redis holds the
+ * channel and the name's cursor, so every answer comes from a `take`
+ * (pushq_redis_cmd_take: reads after the cursor and moves a named cursor
+ * atomically, whatever server the request is on).  When a take finds
+ * nothing the request waits on a "doorbell": an anonymous local subscriber
+ * opened with pushq_sub_open_at() after the cursor, which the mirror
+ * (worker 0's subscription) makes ready when the channel gets a message;
+ * a notify then sends the next take.  At most one take is in flight per
+ * request.  While the link is down the request keeps waiting: it takes
+ * again when kicked (the link came back) or every second, and never
+ * answers a name from the local store.  A take that already moved the
+ * name's cursor when the client vanished is lost to that name (HTTP has
+ * no acknowledgement; the same holds for a take whose reply was lost with
+ * the connection).
  */
 
 
@@ -23,6 +38,14 @@
 
 /* payload bytes one answer carries at most ("batch" may ask for more) */
 #define NGX_HTTP_PUSHQ_LP_MAX_BYTES  (1024 * 1024)
+
+/* Redis mode: a take again after this while the link is down */
+#define NGX_HTTP_PUSHQ_LP_RETRY      1000
+/* Redis mode: how long a take may still answer after the timeout */
+#define NGX_HTTP_PUSHQ_LP_GRACE      5000
+
+/* pushq_sub_open_at's "after": the local newest id instead */
+#define NGX_HTTP_PUSHQ_LP_NEWEST     ((uint64_t) -1)
 
 
 typedef struct {
@@ -34,6 +57,20 @@ typedef struct {
                                                 yet answered */
     unsigned                    reset:1;
     unsigned                    nomem:1;
+
+    /* Redis mode with a name or last_id (see the top of this file) */
+    ngx_http_pushq_loc_conf_t   *conf;       /* NULL: the local store */
+    ngx_http_pushq_redis_link_t *link;       /* NULL: none in this worker */
+    ngx_http_pushq_redis_op_t   *op;         /* the take in flight */
+    ngx_event_t                 retry;       /* link down: take again */
+    uint64_t                    cursor;      /* after the last take */
+    unsigned                    taken:1;     /* a take was answered */
+    unsigned                    timedout:1;  /* the timeout came during a
+                                                take */
+    unsigned                    final:1;     /* answer the next take's
+                                                reply, even with nothing */
+    unsigned                    spins:2;     /* empty takes in a row with
+                                                the doorbell ready */
 } ngx_http_pushq_lp_t;
 
 
@@ -45,6 +82,11 @@ static ngx_int_t ngx_http_pushq_lp_answer(ngx_http_pushq_lp_t *lp,
     ngx_uint_t final);
 static ngx_uint_t ngx_http_pushq_lp_gone(ngx_http_request_t *r,
     ngx_uint_t peek);
+static ngx_int_t ngx_http_pushq_lp_send(ngx_http_pushq_lp_t *lp);
+static ngx_int_t ngx_http_pushq_lp_redis(ngx_http_pushq_lp_t *lp,
+    ngx_http_pushq_loc_conf_t *plcf, ngx_msec_t timeout);
+static ngx_int_t ngx_http_pushq_lp_take(ngx_http_pushq_lp_t *lp);
+static void ngx_http_pushq_lp_finish(ngx_http_pushq_lp_t *lp, ngx_int_t rc);
 
 
 static const ngx_http_pushq_sub_fn_t  ngx_http_pushq_lp_fn = {
@@ -188,6 +230,11 @@ ngx_http_pushq_longpoll_handler(ngx_http_request_t *r,
     spec.last_id = lp->args.last_id;
     spec.kind = PUSHQ_SUB_LONGPOLL;
     spec.owner = w->owner;
+
+    if (plcf->redis && (lp->args.name_len || lp->args.has_last_id)) {
+        /* the answers come from Redis (see the top of this file) */
+        return ngx_http_pushq_lp_redis(lp, plcf, timeout);
+    }
 
     why = NULL;
     st = pushq_sub_open(w->store, &spec, &plcf->limits, pushq_now_ms(),
@@ -369,6 +416,16 @@ ngx_http_pushq_lp_done(ngx_http_pushq_lp_t *lp)
         ngx_del_timer(&lp->timer);
     }
 
+    if (lp->retry.timer_set) {
+        ngx_del_timer(&lp->retry);
+    }
+
+    if (lp->op) {
+        /* the link will not call us: its reply may outlive the request */
+        lp->op->cancelled = 1;
+        lp->op = NULL;
+    }
+
     ngx_http_pushq_unregister(&lp->base);
 
     if (lp->base.open) {
@@ -389,10 +446,8 @@ ngx_http_pushq_lp_done(ngx_http_pushq_lp_t *lp)
 static ngx_int_t
 ngx_http_pushq_lp_answer(ngx_http_pushq_lp_t *lp, ngx_uint_t final)
 {
-    u_char              *p;
-    size_t               n, max;
+    size_t               max;
     pushq_status_t       st;
-    pushq_json_msg_t    *jm;
     ngx_http_request_t  *r;
     pushq_fetch_info_t   info;
 
@@ -430,6 +485,21 @@ ngx_http_pushq_lp_answer(ngx_http_pushq_lp_t *lp, ngx_uint_t final)
 
     ngx_http_pushq_lp_done(lp);
 
+    return ngx_http_pushq_lp_send(lp);
+}
+
+
+/* answers what lp->msgs holds (or the timeout answer), with lost/reset */
+
+static ngx_int_t
+ngx_http_pushq_lp_send(ngx_http_pushq_lp_t *lp)
+{
+    u_char              *p;
+    size_t               n, max;
+    pushq_json_msg_t    *jm;
+    ngx_http_request_t  *r;
+
+    r = lp->base.request;
     jm = lp->msgs.elts;
 
     if (lp->msgs.nelts) {
@@ -487,6 +557,20 @@ ngx_http_pushq_lp_notify(ngx_http_pushq_sub_t *s)
     ngx_int_t             rc;
     ngx_http_pushq_lp_t  *lp = (ngx_http_pushq_lp_t *) s;
 
+    if (lp->conf) {
+        /* the doorbell rang, or the link is back: take (again) */
+
+        lp->spins = 0;
+
+        rc = ngx_http_pushq_lp_take(lp);
+
+        if (rc != NGX_OK) {
+            ngx_http_pushq_lp_finish(lp, rc);
+        }
+
+        return;
+    }
+
     rc = ngx_http_pushq_lp_answer(lp, 0);
 
     if (rc != NGX_DECLINED) {
@@ -502,6 +586,18 @@ ngx_http_pushq_lp_shutdown(ngx_http_pushq_sub_t *s)
 {
     ngx_http_pushq_lp_t  *lp = (ngx_http_pushq_lp_t *) s;
 
+    if (lp->conf) {
+        if (lp->op) {
+            /* what the take in flight brings is answered, then we end */
+            lp->final = 1;
+            return;
+        }
+
+        ngx_http_pushq_lp_done(lp);
+        ngx_http_pushq_lp_finish(lp, ngx_http_pushq_lp_send(lp));
+        return;
+    }
+
     ngx_http_pushq_lp_finish(lp, ngx_http_pushq_lp_answer(lp, 1));
 }
 
@@ -510,6 +606,27 @@ static void
 ngx_http_pushq_lp_timeout(ngx_event_t *ev)
 {
     ngx_http_pushq_lp_t  *lp = ev->data;
+
+    if (lp->conf) {
+        if (lp->op && !lp->timedout) {
+            /* the take in flight may bring messages: they are answered */
+            lp->timedout = 1;
+            lp->final = 1;
+            ngx_add_timer(&lp->timer, NGX_HTTP_PUSHQ_LP_GRACE);
+            return;
+        }
+
+        if (lp->op) {
+            ngx_log_error(NGX_LOG_WARN, lp->base.request->connection->log,
+                          0, "pushq: redis did not answer a take in %M "
+                          "after the long-poll timeout, answering without "
+                          "it", (ngx_msec_t) NGX_HTTP_PUSHQ_LP_GRACE);
+        }
+
+        ngx_http_pushq_lp_done(lp);
+        ngx_http_pushq_lp_finish(lp, ngx_http_pushq_lp_send(lp));
+        return;
+    }
 
     ngx_http_pushq_lp_finish(lp, ngx_http_pushq_lp_answer(lp, 1));
 }
@@ -521,4 +638,364 @@ ngx_http_pushq_lp_cleanup(void *data)
     ngx_http_pushq_lp_t  *lp = data;
 
     ngx_http_pushq_lp_done(lp);
+}
+
+
+/* --- Redis mode -------------------------------------------------------- */
+
+
+static void ngx_http_pushq_lp_taken(ngx_http_pushq_redis_op_t *op,
+    struct redisReply *reply, const char *err);
+static void ngx_http_pushq_lp_retry(ngx_event_t *ev);
+
+
+/*
+ * (Re)opens the doorbell: an anonymous local subscriber that is ready once
+ * the local mirror holds a message after `after` (NGX_HTTP_PUSHQ_LP_NEWEST:
+ * after the local newest id).  The new one is opened before the old one is
+ * closed, so the channel (and its group key) stays the same.
+ */
+
+static ngx_int_t
+ngx_http_pushq_lp_doorbell(ngx_http_pushq_lp_t *lp, uint64_t after)
+{
+    uint64_t                  now;
+    const char               *why;
+    pushq_sub_t               sub;
+    pushq_status_t            st;
+    pushq_sub_spec_t          spec;
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+    now = pushq_now_ms();
+
+    ngx_memzero(&spec, sizeof(pushq_sub_spec_t));
+    spec.chan = lp->args.channel;
+    spec.chan_len = lp->args.channel_len;
+    spec.kind = PUSHQ_SUB_LONGPOLL;
+    spec.owner = w->owner;
+
+    ngx_memzero(&sub, sizeof(pushq_sub_t));
+    why = NULL;
+
+    if (after == NGX_HTTP_PUSHQ_LP_NEWEST) {
+        st = pushq_sub_open(w->store, &spec, &lp->conf->limits, now, &sub,
+                            &why);
+
+    } else {
+        st = pushq_sub_open_at(w->store, &spec, after, &lp->conf->limits,
+                               now, &sub, &why);
+    }
+
+    if (st != PUSHQ_OK) {
+        ngx_log_error(NGX_LOG_WARN, lp->base.request->connection->log, 0,
+                      "pushq: cannot open a local subscriber: %s",
+                      why ? why : "error");
+        return NGX_ERROR;
+    }
+
+    if (lp->base.open) {
+        pushq_sub_close(w->store, &lp->base.sub, now);
+    }
+
+    lp->base.sub = sub;
+    lp->base.open = 1;
+
+    if (lp->base.group
+        && lp->base.group->node.key
+           == (ngx_rbtree_key_t) pushq_sub_channel_key(&lp->base.sub))
+    {
+        return NGX_OK;
+    }
+
+    ngx_http_pushq_unregister(&lp->base);
+
+    return ngx_http_pushq_register(&lp->base);
+}
+
+
+static ngx_int_t
+ngx_http_pushq_lp_redis(ngx_http_pushq_lp_t *lp,
+    ngx_http_pushq_loc_conf_t *plcf, ngx_msec_t timeout)
+{
+    ngx_int_t            rc;
+    ngx_event_t         *rev;
+    ngx_http_request_t  *r;
+
+    r = lp->base.request;
+
+    lp->conf = plcf;
+    lp->link = ngx_http_pushq_redis_link(plcf->redis);
+    lp->base.redis = 1;     /* ngx_http_pushq_redis_kick() notifies us */
+
+    lp->timer.handler = ngx_http_pushq_lp_timeout;
+    lp->timer.data = lp;
+    lp->timer.log = r->connection->log;
+
+    lp->retry.handler = ngx_http_pushq_lp_retry;
+    lp->retry.data = lp;
+    lp->retry.log = r->connection->log;
+
+    /* the doorbell is opened once a take finds nothing (or cannot be
+     * sent): a poll answered at once costs the store nothing */
+
+    if (timeout == 0 || ngx_http_pushq_worker.exiting) {
+        lp->final = 1;
+
+    } else {
+        ngx_add_timer(&lp->timer, timeout);
+    }
+
+    rc = ngx_http_pushq_lp_take(lp);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    r->main->count++;
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    rev = r->connection->read;
+
+    if (r == r->main
+#if (NGX_HTTP_V2)
+        && r->stream == NULL
+#endif
+        && (rev->ready || rev->pending_eof || rev->eof || rev->error))
+    {
+        ngx_post_event(rev, &ngx_posted_events);
+    }
+
+    return NGX_DONE;
+}
+
+
+/*
+ * The link is down (or Redis answered an error): wait, and take again when
+ * kicked or after NGX_HTTP_PUSHQ_LP_RETRY.  Returns NGX_OK (waiting) or
+ * the rc of the answer given now (a final one: nothing).
+ */
+
+static ngx_int_t
+ngx_http_pushq_lp_down(ngx_http_pushq_lp_t *lp)
+{
+    if (lp->final || ngx_http_pushq_worker.exiting) {
+        ngx_http_pushq_lp_done(lp);
+        return ngx_http_pushq_lp_send(lp);
+    }
+
+    if (!lp->base.open) {
+        /* registered, so that a kick finds us (the store full: the retry
+         * timer does) */
+        (void) ngx_http_pushq_lp_doorbell(lp, NGX_HTTP_PUSHQ_LP_NEWEST);
+    }
+
+    if (!lp->retry.timer_set) {
+        ngx_add_timer(&lp->retry, NGX_HTTP_PUSHQ_LP_RETRY);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Sends a take unless one is in flight.  Returns NGX_OK when the request
+ * goes on waiting, else the rc to finalize it with.
+ */
+
+static ngx_int_t
+ngx_http_pushq_lp_take(ngx_http_pushq_lp_t *lp)
+{
+    const char                 *why;
+    pushq_status_t              st;
+    pushq_redis_cmd_t           cmd;
+    pushq_redis_take_t          t;
+    ngx_http_request_t         *r;
+    ngx_http_pushq_redis_op_t  *op;
+
+    r = lp->base.request;
+
+    if (lp->op) {
+        return NGX_OK;
+    }
+
+    /* a take consumes: not for a client that is gone */
+
+    if (ngx_http_pushq_lp_gone(r, 1)) {
+        ngx_http_pushq_lp_done(lp);
+        return NGX_HTTP_CLIENT_CLOSED_REQUEST;
+    }
+
+    if (lp->retry.timer_set) {
+        ngx_del_timer(&lp->retry);
+    }
+
+    ngx_memzero(&t, sizeof(pushq_redis_take_t));
+    t.chan = lp->args.channel;
+    t.chan_len = lp->args.channel_len;
+
+    if (lp->args.name_len) {
+        t.name = lp->args.name;
+        t.name_len = lp->args.name_len;
+
+        /* last_id moves the name once; then the name's cursor rules */
+        if (!lp->taken && lp->args.has_last_id) {
+            t.has_last_id = 1;
+            t.last_id = lp->args.last_id;
+        }
+
+        if (lp->taken) {
+            t.has_cursor = 1;
+            t.cursor = lp->cursor;
+        }
+
+    } else {
+        t.has_last_id = 1;
+        t.last_id = lp->taken ? lp->cursor : lp->args.last_id;
+    }
+
+    t.max_msgs = lp->args.batch ? lp->args.batch : 1;
+    t.max_bytes = NGX_HTTP_PUSHQ_LP_MAX_BYTES;
+
+    why = NULL;
+    st = pushq_redis_cmd_take(&cmd, &t, &lp->conf->limits, &why);
+
+    if (st != PUSHQ_OK) {
+        ngx_http_pushq_lp_done(lp);
+        return ngx_http_pushq_error(r, st, why);
+    }
+
+    if (lp->link == NULL) {
+        /* this worker has no link (yet) */
+        return ngx_http_pushq_lp_down(lp);
+    }
+
+    op = ngx_http_pushq_redis_op(ngx_http_pushq_lp_taken, lp);
+    if (op == NULL) {
+        ngx_http_pushq_lp_done(lp);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_pushq_redis_send(lp->link, &cmd, op, &why) != NGX_OK) {
+        /* the link is down (it logs that once) and freed op */
+        return ngx_http_pushq_lp_down(lp);
+    }
+
+    lp->op = op;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_pushq_lp_taken(ngx_http_pushq_redis_op_t *op,
+    struct redisReply *reply, const char *err)
+{
+    ngx_http_pushq_lp_t *lp = op->data;
+
+    char                      errbuf[128];
+    ngx_int_t                 rc;
+    const char               *why;
+    pushq_status_t            st;
+    ngx_http_request_t       *r;
+    pushq_redis_take_info_t   info;
+
+    r = lp->base.request;
+    lp->op = NULL;          /* the link frees op */
+
+    if (reply == NULL) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "pushq: redis take failed: %s, waiting",
+                      err ? err : "connection lost");
+        rc = ngx_http_pushq_lp_down(lp);
+        goto done;
+    }
+
+    ngx_memzero(&info, sizeof(pushq_redis_take_info_t));
+    lp->msgs.nelts = 0;
+    errbuf[0] = '\0';
+    why = NULL;
+
+    st = pushq_redis_reply_take(reply, ngx_http_pushq_lp_collect, lp, &info,
+                                errbuf, sizeof(errbuf), &why);
+
+    if (lp->nomem) {
+        ngx_http_pushq_lp_done(lp);
+        rc = ngx_http_pushq_error(r, PUSHQ_EINTERNAL, "out of worker memory");
+        goto done;
+    }
+
+    if (st != PUSHQ_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "pushq: redis take refused: %s, waiting",
+                      why ? why : "error");
+        lp->msgs.nelts = 0;
+        rc = ngx_http_pushq_lp_down(lp);
+        goto done;
+    }
+
+    lp->taken = 1;
+    lp->cursor = info.last_id;
+    lp->lost += info.lost;
+    lp->reset |= info.reset ? 1 : 0;
+
+    if (lp->msgs.nelts || lp->final || ngx_http_pushq_worker.exiting) {
+        ngx_http_pushq_lp_done(lp);
+        rc = ngx_http_pushq_lp_send(lp);
+        goto done;
+    }
+
+    /* nothing after the cursor: wait for the mirror's next message */
+
+    if (ngx_http_pushq_lp_doorbell(lp, lp->cursor) != NGX_OK) {
+        /* the store is full: try again later */
+        rc = ngx_http_pushq_lp_down(lp);
+        goto done;
+    }
+
+    rc = NGX_OK;
+
+    if (pushq_sub_ready(ngx_http_pushq_worker.store, &lp->base.sub)) {
+
+        if (lp->spins == 0) {
+            /* it came between Redis's answer and now: take it */
+            lp->spins = 1;
+            rc = ngx_http_pushq_lp_take(lp);
+
+        } else if (ngx_http_pushq_lp_doorbell(lp, NGX_HTTP_PUSHQ_LP_NEWEST)
+                   != NGX_OK)
+        {
+            /*
+             * Redis had nothing twice while the mirror has more after the
+             * cursor: the mirror holds another life of the channel; ring
+             * on its next message only
+             */
+            rc = ngx_http_pushq_lp_down(lp);
+        }
+
+    } else {
+        lp->spins = 0;
+    }
+
+done:
+
+    if (rc != NGX_OK) {
+        ngx_http_pushq_lp_finish(lp, rc);
+    }
+}
+
+
+static void
+ngx_http_pushq_lp_retry(ngx_event_t *ev)
+{
+    ngx_int_t             rc;
+    ngx_http_pushq_lp_t  *lp = ev->data;
+
+    rc = ngx_http_pushq_lp_take(lp);
+
+    if (rc != NGX_OK) {
+        ngx_http_pushq_lp_finish(lp, rc);
+    }
 }

@@ -18,6 +18,8 @@ static char *ngx_http_pushq_role(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_pushq_subscriber(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_pushq_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_pushq_check_positive_msec(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_pushq_check_positive_size(ngx_conf_t *cf, void *post,
@@ -152,6 +154,13 @@ static ngx_command_t  ngx_http_pushq_commands[] = {
       offsetof(ngx_http_pushq_loc_conf_t, websocket_max_backlog),
       &ngx_http_pushq_positive_size },
 
+    { ngx_string("pushq_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_pushq_redis,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -211,6 +220,13 @@ ngx_http_pushq_create_main_conf(ngx_conf_t *cf)
 
     pmcf->shm_size = NGX_CONF_UNSET_SIZE;
 
+    if (ngx_array_init(&pmcf->redis, cf->pool, 1,
+                       sizeof(ngx_http_pushq_redis_conf_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
     ngx_http_pushq_used = 0;
 
     return pmcf;
@@ -257,6 +273,7 @@ ngx_http_pushq_create_loc_conf(ngx_conf_t *cf)
     plcf->websocket_publish = NGX_CONF_UNSET;
     plcf->websocket_ping = NGX_CONF_UNSET_MSEC;
     plcf->websocket_max_backlog = NGX_CONF_UNSET_SIZE;
+    plcf->redis = NGX_CONF_UNSET_PTR;
 
     return plcf;
 }
@@ -289,6 +306,7 @@ ngx_http_pushq_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               30 * 1000);
     ngx_conf_merge_size_value(conf->websocket_max_backlog,
                               prev->websocket_max_backlog, 1024 * 1024);
+    ngx_conf_merge_ptr_value(conf->redis, prev->redis, NULL);
 
     conf->limits.buffer = (uint32_t) conf->buffer;
     conf->limits.buffer_bytes = conf->buffer_bytes;
@@ -397,6 +415,121 @@ ngx_http_pushq_subscriber(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     plcf->subscriber = mask ? mask
                             : NGX_HTTP_PUSHQ_LONGPOLL|NGX_HTTP_PUSHQ_WEBSOCKET;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * pushq_redis redis://[:password@]host[:port][/db] | off;
+ *
+ * Parsed now (pushq_redis_url_parse says what is wrong), the host resolved
+ * now to an address (a worker never resolves: hiredis would block in
+ * getaddrinfo()).  The scopes naming the same Redis (host, port, password
+ * and db) share one entry of the main conf's redis array, hence one link
+ * per worker.
+ */
+
+static char *
+ngx_http_pushq_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_pushq_loc_conf_t *plcf = conf;
+
+    ngx_str_t                     *value;
+    ngx_url_t                      u;
+    ngx_uint_t                     i, pick;
+    const char                    *why;
+    pushq_redis_url_t              url;
+    ngx_http_pushq_redis_conf_t   *rcf, **rcfp;
+    ngx_http_pushq_main_conf_t    *pmcf;
+
+    if (plcf->redis != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        plcf->redis = NULL;
+        return NGX_CONF_OK;
+    }
+
+    ngx_memzero(&url, sizeof(pushq_redis_url_t));
+    why = NULL;
+
+    if (pushq_redis_url_parse((const char *) value[1].data, value[1].len,
+                              &url, &why)
+        != PUSHQ_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid URL \"%V\" in \"%V\" directive: %s; "
+                           "it must be \"redis://[:password@]host[:port]"
+                           "[/db]\" or \"off\"", &value[1], &cmd->name,
+                           why ? why : "not a Redis URL");
+        return NGX_CONF_ERROR;
+    }
+
+    pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_pushq_module);
+
+    rcfp = pmcf->redis.elts;
+
+    for (i = 0; i < pmcf->redis.nelts; i++) {
+        rcf = rcfp[i];
+
+        if (rcf->parsed.port == url.port && rcf->parsed.db == url.db
+            && ngx_strcmp(rcf->parsed.host, url.host) == 0
+            && ngx_strcmp(rcf->parsed.password, url.password) == 0)
+        {
+            plcf->redis = rcf;
+            return NGX_CONF_OK;
+        }
+    }
+
+    rcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_pushq_redis_conf_t));
+    if (rcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rcf->url = value[1];
+    rcf->parsed = url;
+    rcf->index = pmcf->redis.nelts;
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.host.data = (u_char *) rcf->parsed.host;
+    u.host.len = ngx_strlen(rcf->parsed.host);
+    u.port = rcf->parsed.port;
+
+    if (ngx_inet_resolve_host(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cannot resolve host \"%V\" of \"%V\" in "
+                           "\"%V\" directive: %s", &u.host, &value[1],
+                           &cmd->name, u.err ? u.err : "not found");
+        return NGX_CONF_ERROR;
+    }
+
+    /* the first IPv4 address if any: Redis often listens on 127.0.0.1
+     * only while "localhost" is ::1 first */
+
+    pick = 0;
+
+    for (i = 0; i < u.naddrs; i++) {
+        if (u.addrs[i].sockaddr->sa_family == AF_INET) {
+            pick = i;
+            break;
+        }
+    }
+
+    (void) ngx_sock_ntop(u.addrs[pick].sockaddr, u.addrs[pick].socklen,
+                         (u_char *) rcf->addr, sizeof(rcf->addr) - 1, 0);
+
+    rcfp = ngx_array_push(&pmcf->redis);
+    if (rcfp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *rcfp = rcf;
+    plcf->redis = rcf;
 
     return NGX_CONF_OK;
 }
@@ -550,12 +683,22 @@ ngx_http_pushq_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_http_pushq_worker_start(cycle, pmcf);
+    if (ngx_http_pushq_worker_start(cycle, pmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* connects to every pushq_redis, without waiting */
+
+    return ngx_http_pushq_redis_init_worker(cycle, pmcf);
 }
 
 
 static void
 ngx_http_pushq_exit_process(ngx_cycle_t *cycle)
 {
+    /* first: the replies still pending may not reach freed requests */
+
+    ngx_http_pushq_redis_exit_worker(cycle);
+
     ngx_http_pushq_worker_stop(cycle);
 }

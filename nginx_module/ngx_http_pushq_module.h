@@ -49,6 +49,9 @@ typedef struct {
     ngx_str_t                    url;
     pushq_redis_url_t            parsed;
     ngx_uint_t                   index;      /* in main conf's redis array */
+    /* parsed.host resolved at configuration time, numeric: hiredis
+     * resolves a name with a blocking getaddrinfo() */
+    char                         addr[NGX_INET6_ADDRSTRLEN + 1];
 } ngx_http_pushq_redis_conf_t;
 
 typedef struct ngx_http_pushq_redis_link_s  ngx_http_pushq_redis_link_t;
@@ -115,6 +118,9 @@ struct ngx_http_pushq_sub_s {
     ngx_http_request_t          *request;
     pushq_sub_t                  sub;
     unsigned                     open:1;     /* sub is open in the store */
+    /* set by the transport when the subscriber's location has pushq_redis:
+     * ngx_http_pushq_redis_kick() notifies it */
+    unsigned                     redis:1;
 };
 
 

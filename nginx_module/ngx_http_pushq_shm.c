@@ -497,15 +497,19 @@ ngx_http_pushq_free_empty_groups(void)
 }
 
 
+#define NGX_HTTP_PUSHQ_EACH_READY     0   /* notify the ready ones */
+#define NGX_HTTP_PUSHQ_EACH_SHUTDOWN  1   /* shutdown every one */
+#define NGX_HTTP_PUSHQ_EACH_REDIS     2   /* notify those of pushq_redis */
+
 /*
- * Calls fn for every local subscriber (ready ones only unless all is set).
+ * Calls fn for the local subscribers that `what` selects.
  * Each group's subscribers are moved to a pending list and back one by
  * one before the call, so a call may remove any subscriber (itself or
  * another: ngx_queue_remove() works in either list).
  */
 
 static void
-ngx_http_pushq_each(ngx_uint_t all)
+ngx_http_pushq_each(ngx_uint_t what)
 {
     ngx_queue_t               pending, *q;
     ngx_rbtree_node_t        *node;
@@ -542,11 +546,23 @@ ngx_http_pushq_each(ngx_uint_t all)
 
             s = ngx_queue_data(q, ngx_http_pushq_sub_t, queue);
 
-            if (all) {
-                s->fn->shutdown(s);
+            switch (what) {
 
-            } else if (pushq_sub_ready(w->store, &s->sub)) {
-                s->fn->notify(s);
+            case NGX_HTTP_PUSHQ_EACH_SHUTDOWN:
+                s->fn->shutdown(s);
+                break;
+
+            case NGX_HTTP_PUSHQ_EACH_REDIS:
+                if (s->redis) {
+                    s->fn->notify(s);
+                }
+                break;
+
+            default: /* NGX_HTTP_PUSHQ_EACH_READY */
+                if (pushq_sub_ready(w->store, &s->sub)) {
+                    s->fn->notify(s);
+                }
+                break;
             }
         }
     }
@@ -560,7 +576,29 @@ ngx_http_pushq_each(ngx_uint_t all)
 static void
 ngx_http_pushq_dispatch(void)
 {
-    ngx_http_pushq_each(0);
+    ngx_http_pushq_each(NGX_HTTP_PUSHQ_EACH_READY);
+}
+
+
+/*
+ * The Redis link came (back) up: subscribers in pushq_redis scopes that
+ * wait for it (a take that failed while it was down) take again.  Not
+ * while a dispatch runs (the link's events never run inside one) nor once
+ * the worker is exiting.
+ */
+
+void
+ngx_http_pushq_redis_kick(void)
+{
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+
+    if (!w->registered || w->exiting || w->dispatching) {
+        return;
+    }
+
+    ngx_http_pushq_each(NGX_HTTP_PUSHQ_EACH_REDIS);
 }
 
 
@@ -582,7 +620,7 @@ ngx_http_pushq_shutdown(void)
     ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
                   "pushq: worker exiting, closing its subscribers");
 
-    ngx_http_pushq_each(1);
+    ngx_http_pushq_each(NGX_HTTP_PUSHQ_EACH_SHUTDOWN);
 
     ngx_http_pushq_close_own_eventfd();
 }

@@ -17,6 +17,24 @@
  * Re-entrancy: the inner functions only queue frames and set flags; every
  * entry point (event handlers, timers, wake-up, shutdown) ends with
  * ngx_http_pushq_ws_step(), the only place that finalizes the request.
+ *
+ * Redis mode (pushq_redis): a text or binary message from the client is
+ * published through Redis (its own message comes back through the mirror,
+ * like everyone else's); a publish Redis does not store closes with 1013.
+ * Anonymous subscribers read the local mirror as usual.  With a name,
+ * every delivery is a `take` (pushq_redis_cmd_take), which moves the
+ * name's cursor in Redis atomically: exactly once across servers and
+ * across connections sharing the name.  The connection keeps its own
+ * cursor and passes it, so a name whose key expired between deliveries
+ * goes on from there.  One take is in flight at a time; after a take that
+ * brought messages it takes again while Redis holds more, else it waits on
+ * a "doorbell" (an anonymous local subscriber opened after the cursor with
+ * pushq_sub_open_at) that the mirror rings.  With last_id only, it takes
+ * until caught up, then becomes a local subscriber after the last id
+ * delivered.  While the link is down it takes again when kicked or every
+ * second.  A take in flight when the connection closes may have moved the
+ * name's cursor: those messages are lost to the name (as for a long-poll
+ * whose client vanished).
  */
 
 
@@ -36,6 +54,12 @@
 #define NGX_HTTP_PUSHQ_WS_CHECK_EVERY   65536   /* bytes written between two
                                                    looks at the socket's
                                                    unsent bytes */
+#define NGX_HTTP_PUSHQ_WS_RETRY         1000    /* ms: Redis down, take
+                                                   again */
+#define NGX_HTTP_PUSHQ_WS_PUBS          256     /* publishes in flight to
+                                                   Redis before reading
+                                                   pauses */
+#define NGX_HTTP_PUSHQ_WS_NEWEST        ((uint64_t) -1)
 
 
 typedef struct ngx_http_pushq_out_s  ngx_http_pushq_out_t;
@@ -90,7 +114,34 @@ typedef struct {
     ngx_msec_t                   linger_timeout;
     ngx_msec_t                   linger_time;
     ngx_msec_t                   linger_until;
+
+    /* Redis mode (link set when the location has pushq_redis) */
+    ngx_http_pushq_redis_link_t *link;
+    ngx_http_pushq_redis_op_t   *op;        /* the take in flight */
+    ngx_queue_t                  pubs;      /* publishes in flight */
+    ngx_uint_t                   npubs;
+    ngx_event_t                  retry;     /* link down: take again */
+    uint64_t                     cursor;    /* after the last take */
+    unsigned                     redis:1;   /* pushq_redis here */
+    unsigned                     rtake:1;   /* deliveries are takes */
+    unsigned                     taken:1;   /* a take was answered */
+    unsigned                     rmore:1;   /* Redis holds more */
+    unsigned                     rkick:1;   /* notified: take */
+    unsigned                     rshutdown:1;   /* 1001 after the take */
+    unsigned                     rspins:2;
+    unsigned                     read_paused:1;
+    unsigned                     accepting:1;   /* the first take before
+                                                   the 101 */
 } ngx_http_pushq_ws_t;
+
+
+/* a publish in flight to Redis */
+
+typedef struct {
+    ngx_queue_t                  queue;     /* in ws->pubs */
+    ngx_http_pushq_ws_t         *ws;
+    ngx_http_pushq_redis_op_t   *op;
+} ngx_http_pushq_ws_pub_t;
 
 
 static void ngx_http_pushq_ws_read(ngx_http_request_t *r);
@@ -120,6 +171,14 @@ static void ngx_http_pushq_ws_linger(ngx_event_t *rev);
 static void ngx_http_pushq_ws_do_read(ngx_http_pushq_ws_t *ws);
 static ngx_http_pushq_frame_t *ngx_http_pushq_ws_json_frame(
     ngx_http_pushq_ws_t *ws, pushq_json_msg_t *jm);
+static void ngx_http_pushq_ws_fetched(ngx_http_pushq_ws_t *ws,
+    uint64_t lost, int reset);
+static ngx_uint_t ngx_http_pushq_ws_too_slow(ngx_http_pushq_ws_t *ws);
+static void ngx_http_pushq_ws_rdeliver(ngx_http_pushq_ws_t *ws);
+static void ngx_http_pushq_ws_rpublish(ngx_http_pushq_ws_t *ws,
+    pushq_ws_event_t *ev);
+static void ngx_http_pushq_ws_retry(ngx_event_t *ev);
+static ngx_int_t ngx_http_pushq_ws_accept(ngx_http_pushq_ws_t *ws);
 
 
 static const ngx_http_pushq_sub_fn_t  ngx_http_pushq_ws_fn = {
@@ -269,6 +328,18 @@ ngx_http_pushq_websocket_handler(ngx_http_request_t *r,
     ws->last = &ws->out;
     ws->written = NGX_HTTP_PUSHQ_WS_CHECK_EVERY;    /* look at the first */
     ws->format = (args->format == PUSHQ_FORMAT_JSON) ? 1 : 0;
+    ngx_queue_init(&ws->pubs);
+
+    if (plcf->redis) {
+        ws->redis = 1;
+        ws->link = ngx_http_pushq_redis_link(plcf->redis);
+        ws->rtake = (args->name_len || args->has_last_id) ? 1 : 0;
+        ws->base.redis = ws->rtake;    /* ngx_http_pushq_redis_kick() */
+
+        ws->retry.handler = ngx_http_pushq_ws_retry;
+        ws->retry.data = ws;
+        ws->retry.log = r->connection->log;
+    }
 
     ws->parser = pushq_ws_parser_create(plcf->max_message_size);
     if (ws->parser == NULL) {
@@ -284,6 +355,15 @@ ngx_http_pushq_websocket_handler(ngx_http_request_t *r,
     spec.last_id = ws->args.last_id;
     spec.kind = PUSHQ_SUB_WEBSOCKET;
     spec.owner = w->owner;
+
+    if (ws->rtake) {
+        /* Redis holds the name and the cursor: locally only a doorbell,
+         * anonymous, after the local newest id (registered from the
+         * start, so that a kick finds it) */
+        spec.name = NULL;
+        spec.name_len = 0;
+        spec.has_last_id = 0;
+    }
 
     st = pushq_sub_open(w->store, &spec, &plcf->limits, pushq_now_ms(),
                         &ws->base.sub, &why);
@@ -311,6 +391,55 @@ ngx_http_pushq_websocket_handler(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (ws->rtake) {
+        /*
+         * The first take goes before the 101, so that a new name begins
+         * when the connection is accepted (whatever is published once the
+         * client saw the 101 is for it); the 101 goes out with the take's
+         * reply (ngx_http_pushq_ws_taken).  Link down: the 101 at once,
+         * the take when the link is back.
+         */
+
+        ws->accepting = 1;
+        ngx_http_pushq_ws_rdeliver(ws);
+
+        if (ws->op) {
+            r->main->count++;
+
+            r->read_event_handler = ngx_http_test_reading;
+            r->write_event_handler = ngx_http_request_empty_handler;
+
+            return NGX_DONE;
+        }
+
+        ws->accepting = 0;
+    }
+
+    rc = ngx_http_pushq_ws_accept(ws);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+/*
+ * Sends the 101 and sets the connection up for frames.  NGX_OK, or the rc
+ * to finalize the request with.
+ */
+
+static ngx_int_t
+ngx_http_pushq_ws_accept(ngx_http_pushq_ws_t *ws)
+{
+    ngx_int_t            rc;
+    ngx_http_request_t  *r;
+
+    r = ws->base.request;
+
     r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
     ngx_str_set(&r->headers_out.status_line, "101 Switching Protocols");
     r->headers_out.content_length_n = -1;
@@ -332,13 +461,15 @@ ngx_http_pushq_websocket_handler(ngx_http_request_t *r,
 
     (void) ngx_tcp_nodelay(r->connection);
 
-    if (ngx_http_pushq_register(&ws->base) != NGX_OK) {
+    /* (a take's doorbell may be registered already) */
+
+    if (ws->base.group == NULL
+        && ngx_http_pushq_register(&ws->base) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
     ngx_http_set_ctx(r, ws, ngx_http_pushq_module);
-
-    r->main->count++;
 
     r->read_event_handler = ngx_http_pushq_ws_read;
     r->write_event_handler = ngx_http_pushq_ws_write;
@@ -347,8 +478,8 @@ ngx_http_pushq_websocket_handler(ngx_http_request_t *r,
     ws->timer.data = ws;
     ws->timer.log = r->connection->log;
 
-    if (plcf->websocket_ping) {
-        ngx_add_timer(&ws->timer, plcf->websocket_ping);
+    if (ws->conf->websocket_ping) {
+        ngx_add_timer(&ws->timer, ws->conf->websocket_ping);
     }
 
     /*
@@ -366,7 +497,7 @@ ngx_http_pushq_websocket_handler(ngx_http_request_t *r,
 
     ngx_post_event(r->connection->read, &ngx_posted_events);
 
-    return NGX_DONE;
+    return NGX_OK;
 }
 
 
@@ -676,6 +807,12 @@ ngx_http_pushq_ws_do_read(ngx_http_pushq_ws_t *ws)
             break;
         }
 
+        if (ws->npubs >= NGX_HTTP_PUSHQ_WS_PUBS) {
+            /* Redis is behind: read again once replies come */
+            ws->read_paused = 1;
+            break;
+        }
+
         n = c->recv(c, ngx_http_pushq_ws_buf, sizeof(ngx_http_pushq_ws_buf));
 
         if (n == NGX_AGAIN) {
@@ -789,6 +926,11 @@ ngx_http_pushq_ws_publish(ngx_http_pushq_ws_t *ws, pushq_ws_event_t *ev)
                       "pushq: websocket client published on a location "
                       "with \"pushq_websocket_publish off\", closing");
         ngx_http_pushq_ws_close(ws, 1008, "publishing is off here");
+        return;
+    }
+
+    if (ws->redis) {
+        ngx_http_pushq_ws_rpublish(ws, ev);
         return;
     }
 
@@ -912,6 +1054,16 @@ ngx_http_pushq_ws_control(ngx_http_pushq_ws_t *ws, unsigned opcode,
 static void
 ngx_http_pushq_ws_unsubscribe(ngx_http_pushq_ws_t *ws)
 {
+    if (ws->op) {
+        /* its reply must not reach us (it may outlive ws) */
+        ws->op->cancelled = 1;
+        ws->op = NULL;
+    }
+
+    if (ws->retry.timer_set) {
+        ngx_del_timer(&ws->retry);
+    }
+
     ngx_http_pushq_unregister(&ws->base);
 
     if (ws->base.open) {
@@ -978,7 +1130,9 @@ ngx_http_pushq_ws_collect(void *ctx, const pushq_msg_t *m)
         return;
     }
 
-    g = ws->base.group;
+    /* a take's messages come from Redis, whose ids may belong to another
+     * life of the channel than the frames cached for the group */
+    g = ws->rtake ? NULL : ws->base.group;
     binary = (m->flags & PUSHQ_MSG_BINARY) ? 1 : 0;
 
     if (ws->format && ws->first_data == NULL) {
@@ -1160,11 +1314,13 @@ ngx_http_pushq_ws_deliver(ngx_http_pushq_ws_t *ws)
 {
     size_t                   max, unsent;
     pushq_status_t           st;
-    pushq_json_msg_t         jm;
     pushq_fetch_info_t       info;
-    ngx_http_pushq_out_t    *o, *next;
-    ngx_http_pushq_frame_t  *f;
     ngx_http_pushq_worker_t *w;
+
+    if (ws->rtake) {
+        ngx_http_pushq_ws_rdeliver(ws);
+        return;
+    }
 
     w = &ngx_http_pushq_worker;
 
@@ -1185,45 +1341,12 @@ ngx_http_pushq_ws_deliver(ngx_http_pushq_ws_t *ws)
                              NGX_HTTP_PUSHQ_WS_FETCH, max, pushq_now_ms(),
                              ngx_http_pushq_ws_collect, ws, &info);
 
-        if (st == PUSHQ_OK && !ws->nomem && ws->format) {
-            ws->lost += info.lost;
-            ws->reset |= info.reset ? 1 : 0;
+        if (st == PUSHQ_OK) {
+            ngx_http_pushq_ws_fetched(ws, info.lost, info.reset);
 
-            if (ws->first && (ws->lost || ws->reset)) {
-                /* this subscriber's own copy of the first message */
-                ngx_memzero(&jm, sizeof(pushq_json_msg_t));
-                jm.id = ws->first->frame->id;
-                jm.channel = ws->args.channel;
-                jm.channel_len = ws->args.channel_len;
-                jm.data = ws->first_data;
-                jm.len = ws->first_len;
-                jm.binary = (int) ws->first_binary;
-                jm.lost = ws->lost;
-                jm.reset = ws->reset;
-
-                f = ngx_http_pushq_ws_json_frame(ws, &jm);
-
-                if (f == NULL) {
-                    ws->nomem = 1;
-
-                } else {
-                    f->id = jm.id;
-                    ws->backlog -= ws->first->frame->len;
-                    ngx_http_pushq_frame_release(ws->first->frame);
-                    ws->first->frame = f;
-                    ws->backlog += f->len;
-                    ws->lost = 0;
-                    ws->reset = 0;
-                }
-            }
+        } else {
+            ngx_http_pushq_ws_fetched(ws, 0, 0);
         }
-
-        if (ws->first_data) {
-            ngx_free(ws->first_data);
-            ws->first_data = NULL;
-        }
-
-        ws->first = NULL;
 
         if (st != PUSHQ_OK || ws->nomem) {
             ngx_log_error(NGX_LOG_ERR, ws->c->log, 0,
@@ -1234,48 +1357,7 @@ ngx_http_pushq_ws_deliver(ngx_http_pushq_ws_t *ws)
 
         ngx_http_pushq_ws_send(ws);
 
-        unsent = ngx_http_pushq_ws_unsent(ws,
-                                          ws->conf->websocket_max_backlog);
-
-        if (unsent > ws->conf->websocket_max_backlog) {
-
-            pushq_store_count_dropped_slow(w->store);
-
-            ngx_log_error(NGX_LOG_INFO, ws->c->log, 0,
-                          "pushq: websocket subscriber too slow, %uz bytes "
-                          "unsent (pushq_websocket_max_backlog %uz), "
-                          "closing", unsent,
-                          ws->conf->websocket_max_backlog);
-
-            /* drop what was not begun; a frame begun must be finished */
-
-            o = ws->out;
-
-            if (o && o->sent == 0) {
-                o = NULL;
-                next = ws->out;
-                ws->out = NULL;
-                ws->last = &ws->out;
-
-            } else if (o) {
-                next = o->next;
-                o->next = NULL;
-                ws->last = &o->next;
-
-            } else {
-                next = NULL;
-            }
-
-            while (next) {
-                o = next;
-                next = o->next;
-                ws->backlog -= o->frame->len - o->sent;
-                ngx_http_pushq_ws_out_free(o);
-            }
-
-            ngx_http_pushq_ws_close(ws, 1008,
-                                    "too slow: unsent data over "
-                                    "pushq_websocket_max_backlog");
+        if (ngx_http_pushq_ws_too_slow(ws)) {
             return;
         }
 
@@ -1284,6 +1366,118 @@ ngx_http_pushq_ws_deliver(ngx_http_pushq_ws_t *ws)
             return;
         }
     }
+}
+
+
+/*
+ * After a fetch or a take (JSON format): lost/reset go on the first
+ * message, in this subscriber's own copy of its frame.
+ */
+
+static void
+ngx_http_pushq_ws_fetched(ngx_http_pushq_ws_t *ws, uint64_t lost, int reset)
+{
+    pushq_json_msg_t         jm;
+    ngx_http_pushq_frame_t  *f;
+
+    if (!ws->nomem && ws->format) {
+        ws->lost += lost;
+        ws->reset |= reset ? 1 : 0;
+
+        if (ws->first && (ws->lost || ws->reset)) {
+            /* this subscriber's own copy of the first message */
+            ngx_memzero(&jm, sizeof(pushq_json_msg_t));
+            jm.id = ws->first->frame->id;
+            jm.channel = ws->args.channel;
+            jm.channel_len = ws->args.channel_len;
+            jm.data = ws->first_data;
+            jm.len = ws->first_len;
+            jm.binary = (int) ws->first_binary;
+            jm.lost = ws->lost;
+            jm.reset = ws->reset;
+
+            f = ngx_http_pushq_ws_json_frame(ws, &jm);
+
+            if (f == NULL) {
+                ws->nomem = 1;
+
+            } else {
+                f->id = jm.id;
+                ws->backlog -= ws->first->frame->len;
+                ngx_http_pushq_frame_release(ws->first->frame);
+                ws->first->frame = f;
+                ws->backlog += f->len;
+                ws->lost = 0;
+                ws->reset = 0;
+            }
+        }
+    }
+
+    if (ws->first_data) {
+        ngx_free(ws->first_data);
+        ws->first_data = NULL;
+    }
+
+    ws->first = NULL;
+}
+
+
+/*
+ * A reader whose unsent data passes pushq_websocket_max_backlog is
+ * dropped: returns 1 when it was (the close is queued).
+ */
+
+static ngx_uint_t
+ngx_http_pushq_ws_too_slow(ngx_http_pushq_ws_t *ws)
+{
+    size_t                 unsent;
+    ngx_http_pushq_out_t  *o, *next;
+
+    unsent = ngx_http_pushq_ws_unsent(ws, ws->conf->websocket_max_backlog);
+
+    if (unsent <= ws->conf->websocket_max_backlog) {
+        return 0;
+    }
+
+    pushq_store_count_dropped_slow(ngx_http_pushq_worker.store);
+
+    ngx_log_error(NGX_LOG_INFO, ws->c->log, 0,
+                  "pushq: websocket subscriber too slow, %uz bytes "
+                  "unsent (pushq_websocket_max_backlog %uz), "
+                  "closing", unsent,
+                  ws->conf->websocket_max_backlog);
+
+    /* drop what was not begun; a frame begun must be finished */
+
+    o = ws->out;
+
+    if (o && o->sent == 0) {
+        o = NULL;
+        next = ws->out;
+        ws->out = NULL;
+        ws->last = &ws->out;
+
+    } else if (o) {
+        next = o->next;
+        o->next = NULL;
+        ws->last = &o->next;
+
+    } else {
+        next = NULL;
+    }
+
+    while (next) {
+        o = next;
+        next = o->next;
+        ws->backlog -= o->frame->len - o->sent;
+        ngx_http_pushq_ws_out_free(o);
+    }
+
+    ngx_http_pushq_ws_close(ws, 1008,
+                            "too slow: unsent data over "
+                            "pushq_websocket_max_backlog");
+
+    return 1;
 }
 
 
@@ -1397,7 +1591,8 @@ ngx_http_pushq_ws_send(ngx_http_pushq_ws_t *ws)
     r = ws->base.request;
     c = ws->c;
 
-    if (ws->error) {
+    if (ws->error || ws->accepting) {
+        /* accepting: no frame before the 101 */
         return;
     }
 
@@ -1558,6 +1753,12 @@ ngx_http_pushq_ws_notify(ngx_http_pushq_sub_t *s)
         return;
     }
 
+    if (ws->rtake) {
+        /* the doorbell rang, or the link is back */
+        ws->rkick = 1;
+        ws->rspins = 0;
+    }
+
     ngx_http_pushq_ws_deliver(ws);
     ngx_http_pushq_ws_step(ws);
 }
@@ -1570,7 +1771,14 @@ ngx_http_pushq_ws_shutdown(ngx_http_pushq_sub_t *s)
 {
     ngx_http_pushq_ws_t  *ws = (ngx_http_pushq_ws_t *) s;
 
-    if (ws->started) {
+    if (ws->rtake) {
+        if (ws->op) {
+            /* what the take in flight brings is sent, then the 1001 */
+            ws->rshutdown = 1;
+            return;
+        }
+
+    } else if (ws->started) {
         ngx_http_pushq_ws_deliver(ws);
     }
 
@@ -1594,7 +1802,9 @@ ngx_http_pushq_ws_cleanup(void *data)
 static void
 ngx_http_pushq_ws_release(ngx_http_pushq_ws_t *ws)
 {
-    ngx_http_pushq_out_t  *o;
+    ngx_queue_t              *q;
+    ngx_http_pushq_out_t     *o;
+    ngx_http_pushq_ws_pub_t  *pub;
 
     ws->finished = 1;
 
@@ -1603,6 +1813,18 @@ ngx_http_pushq_ws_release(ngx_http_pushq_ws_t *ws)
     }
 
     ngx_http_pushq_ws_unsubscribe(ws);
+
+    /* publishes in flight: Redis does them, their replies are not ours */
+
+    while (!ngx_queue_empty(&ws->pubs)) {
+        q = ngx_queue_head(&ws->pubs);
+        ngx_queue_remove(q);
+        pub = ngx_queue_data(q, ngx_http_pushq_ws_pub_t, queue);
+        pub->op->cancelled = 1;
+        ngx_free(pub);
+    }
+
+    ws->npubs = 0;
 
     if (ws->parser) {
         pushq_ws_parser_destroy(ws->parser);
@@ -1617,4 +1839,498 @@ ngx_http_pushq_ws_release(ngx_http_pushq_ws_t *ws)
 
     ws->last = &ws->out;
     ws->backlog = 0;
+}
+
+
+/* --- Redis mode -------------------------------------------------------- */
+
+
+static void ngx_http_pushq_ws_taken(ngx_http_pushq_redis_op_t *op,
+    struct redisReply *reply, const char *err);
+static void ngx_http_pushq_ws_accepted(ngx_http_pushq_ws_t *ws);
+
+
+/*
+ * Moves the doorbell (the anonymous local subscriber) after `after`
+ * (NGX_HTTP_PUSHQ_WS_NEWEST: after the local newest id).  The new one is
+ * opened before the old one closes, so the channel, and the group the
+ * connection is registered in, stay the same.
+ */
+
+static ngx_int_t
+ngx_http_pushq_ws_doorbell(ngx_http_pushq_ws_t *ws, uint64_t after)
+{
+    uint64_t                  now;
+    ngx_int_t                 rc;
+    const char               *why;
+    pushq_sub_t               sub;
+    pushq_status_t            st;
+    pushq_sub_spec_t          spec;
+    ngx_http_request_t        fake;
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+    now = pushq_now_ms();
+
+    ngx_memzero(&spec, sizeof(pushq_sub_spec_t));
+    spec.chan = ws->args.channel;
+    spec.chan_len = ws->args.channel_len;
+    spec.kind = PUSHQ_SUB_WEBSOCKET;
+    spec.owner = w->owner;
+
+    ngx_memzero(&sub, sizeof(pushq_sub_t));
+    why = NULL;
+
+    if (after == NGX_HTTP_PUSHQ_WS_NEWEST) {
+        st = pushq_sub_open(w->store, &spec, &ws->conf->limits, now, &sub,
+                            &why);
+
+    } else {
+        st = pushq_sub_open_at(w->store, &spec, after, &ws->conf->limits,
+                               now, &sub, &why);
+    }
+
+    if (st != PUSHQ_OK) {
+        ngx_log_error(NGX_LOG_WARN, ws->c->log, 0,
+                      "pushq: cannot open a local subscriber: %s",
+                      why ? why : "error");
+        return NGX_ERROR;
+    }
+
+    if (ws->base.open) {
+        pushq_sub_close(w->store, &ws->base.sub, now);
+    }
+
+    ws->base.sub = sub;
+    ws->base.open = 1;
+
+    if (ws->base.group
+        && ws->base.group->node.key
+           == (ngx_rbtree_key_t) pushq_sub_channel_key(&ws->base.sub))
+    {
+        return NGX_OK;
+    }
+
+    /* the store began again (recovery): another channel record */
+
+    ngx_http_pushq_unregister(&ws->base);
+
+    if (ws->base.request) {
+        return ngx_http_pushq_register(&ws->base);
+    }
+
+    /* detached: register only looks at request->connection (for a log) */
+
+    ngx_memzero(&fake, sizeof(ngx_http_request_t));
+    fake.connection = ws->c;
+
+    ws->base.request = &fake;
+    rc = ngx_http_pushq_register(&ws->base);
+    ws->base.request = NULL;
+
+    return rc;
+}
+
+
+/* the link is down, or Redis refused: take again when kicked or soon */
+
+static void
+ngx_http_pushq_ws_down(ngx_http_pushq_ws_t *ws)
+{
+    if (ws->rshutdown) {
+        ngx_http_pushq_ws_close(ws, 1001, "server shutting down");
+        return;
+    }
+
+    if (!ws->retry.timer_set && !ws->closing) {
+        ngx_add_timer(&ws->retry, NGX_HTTP_PUSHQ_WS_RETRY);
+    }
+}
+
+
+/*
+ * Sends a take when one is wanted (first, Redis holds more, notified, or
+ * the doorbell is ready) and none is in flight.
+ */
+
+static void
+ngx_http_pushq_ws_rdeliver(ngx_http_pushq_ws_t *ws)
+{
+    size_t                      max, unsent;
+    const char                 *why;
+    pushq_status_t              st;
+    pushq_redis_cmd_t           cmd;
+    pushq_redis_take_t          t;
+    ngx_http_pushq_redis_op_t  *op;
+
+    if (ws->op || ws->closing || ws->error || ws->nomem
+        || !(ws->started || ws->accepting))
+    {
+        return;
+    }
+
+    if (!(ws->rkick || ws->rmore || !ws->taken
+          || (ws->base.open
+              && pushq_sub_ready(ngx_http_pushq_worker.store,
+                                 &ws->base.sub))))
+    {
+        return;
+    }
+
+    if (ws->out) {
+        ngx_http_pushq_ws_send(ws);
+
+        if (ws->out || ws->error) {
+            /* the socket is full: the write handler comes back here */
+            return;
+        }
+    }
+
+    max = ws->conf->websocket_max_backlog;
+    unsent = ngx_http_pushq_ws_unsent(ws, max / 2);
+    max = (unsent < max) ? max - unsent : 1;
+
+    ngx_memzero(&t, sizeof(pushq_redis_take_t));
+    t.chan = ws->args.channel;
+    t.chan_len = ws->args.channel_len;
+
+    if (ws->args.name_len) {
+        t.name = ws->args.name;
+        t.name_len = ws->args.name_len;
+
+        /* last_id moves the name once; then the name's cursor rules, and
+         * ours if the name's key expired meanwhile */
+        if (!ws->taken && ws->args.has_last_id) {
+            t.has_last_id = 1;
+            t.last_id = ws->args.last_id;
+        }
+
+        if (ws->taken) {
+            t.has_cursor = 1;
+            t.cursor = ws->cursor;
+        }
+
+    } else {
+        t.has_last_id = 1;
+        t.last_id = ws->taken ? ws->cursor : ws->args.last_id;
+    }
+
+    t.max_msgs = NGX_HTTP_PUSHQ_WS_FETCH;
+    t.max_bytes = max;
+
+    why = NULL;
+    st = pushq_redis_cmd_take(&cmd, &t, &ws->conf->limits, &why);
+
+    if (st != PUSHQ_OK) {
+        ngx_log_error(NGX_LOG_ERR, ws->c->log, 0,
+                      "pushq: redis take not built: %s", why ? why : "");
+        ngx_http_pushq_ws_close(ws, 1011, "internal error");
+        return;
+    }
+
+    if (ws->retry.timer_set) {
+        ngx_del_timer(&ws->retry);
+    }
+
+    ws->rkick = 0;
+
+    if (ws->link == NULL) {
+        ngx_http_pushq_ws_down(ws);
+        return;
+    }
+
+    op = ngx_http_pushq_redis_op(ngx_http_pushq_ws_taken, ws);
+    if (op == NULL) {
+        ws->nomem = 1;
+        return;
+    }
+
+    if (ngx_http_pushq_redis_send(ws->link, &cmd, op, &why) != NGX_OK) {
+        /* the link is down (it logs that once) and freed op */
+        ngx_http_pushq_ws_down(ws);
+        return;
+    }
+
+    ws->op = op;
+    ws->rmore = 0;
+}
+
+
+static void
+ngx_http_pushq_ws_taken(ngx_http_pushq_redis_op_t *op,
+    struct redisReply *reply, const char *err)
+{
+    ngx_http_pushq_ws_t *ws = op->data;
+
+    char                      errbuf[128];
+    const char               *why;
+    pushq_status_t            st;
+    pushq_redis_take_info_t   info;
+
+    ws->op = NULL;          /* the link frees op */
+
+    if (reply == NULL) {
+        ngx_log_error(NGX_LOG_INFO, ws->c->log, 0,
+                      "pushq: redis take failed: %s, waiting",
+                      err ? err : "connection lost");
+        ngx_http_pushq_ws_down(ws);
+        goto done;
+    }
+
+    ngx_memzero(&info, sizeof(pushq_redis_take_info_t));
+    errbuf[0] = '\0';
+    why = NULL;
+
+    ws->first = NULL;
+    ws->first_data = NULL;
+
+    st = pushq_redis_reply_take(reply, ngx_http_pushq_ws_collect, ws, &info,
+                                errbuf, sizeof(errbuf), &why);
+
+    ngx_http_pushq_ws_fetched(ws, st == PUSHQ_OK ? info.lost : 0,
+                              st == PUSHQ_OK ? info.reset : 0);
+
+    if (ws->nomem) {
+        goto done;
+    }
+
+    if (st != PUSHQ_OK) {
+        ngx_log_error(NGX_LOG_WARN, ws->c->log, 0,
+                      "pushq: redis take refused: %s, waiting",
+                      why ? why : "error");
+        ngx_http_pushq_ws_down(ws);
+        goto done;
+    }
+
+    ws->taken = 1;
+    ws->cursor = info.last_id;
+
+    if (ws->accepting) {
+        /* the rest from the first run, after the 101 */
+        if (info.count && info.newest_id > info.last_id) {
+            ws->rmore = 1;
+
+        } else {
+            (void) ngx_http_pushq_ws_doorbell(ws, ws->cursor);
+        }
+
+        goto done;
+    }
+
+    ngx_http_pushq_ws_send(ws);
+
+    if (ws->error || ngx_http_pushq_ws_too_slow(ws)) {
+        goto done;
+    }
+
+    if (ws->rshutdown) {
+        ngx_http_pushq_ws_close(ws, 1001, "server shutting down");
+        goto done;
+    }
+
+    if (info.count && info.newest_id > info.last_id) {
+        /* Redis holds more: take again once the socket takes this */
+        ws->rmore = 1;
+        ws->rspins = 0;
+        ngx_http_pushq_ws_rdeliver(ws);
+        goto done;
+    }
+
+    /* caught up */
+
+    if (ngx_http_pushq_ws_doorbell(ws, ws->cursor) != NGX_OK) {
+        ngx_http_pushq_ws_close(ws, 1011, "internal error");
+        goto done;
+    }
+
+    if (ws->args.name_len == 0) {
+        /* last_id only: from here on a local subscriber after it */
+        ws->rtake = 0;
+        ws->base.redis = 0;
+        ngx_http_pushq_ws_deliver(ws);
+        goto done;
+    }
+
+    if (!pushq_sub_ready(ngx_http_pushq_worker.store, &ws->base.sub)) {
+        ws->rspins = 0;
+        goto done;
+    }
+
+    if (info.count || ws->rspins == 0) {
+        /* it came between Redis's answer and now: take it */
+        ws->rspins = info.count ? 0 : 1;
+        ngx_http_pushq_ws_rdeliver(ws);
+        goto done;
+    }
+
+    /*
+     * Redis had nothing twice while the mirror has more after the cursor:
+     * the mirror holds another life of the channel; ring on its next
+     * message only
+     */
+
+    if (ngx_http_pushq_ws_doorbell(ws, NGX_HTTP_PUSHQ_WS_NEWEST) != NGX_OK) {
+        ngx_http_pushq_ws_close(ws, 1011, "internal error");
+    }
+
+done:
+
+    if (ws->accepting) {
+        ngx_http_pushq_ws_accepted(ws);
+        return;
+    }
+
+    ngx_http_pushq_ws_step(ws);
+}
+
+
+/* the first take answered (or failed): the 101 now */
+
+static void
+ngx_http_pushq_ws_accepted(ngx_http_pushq_ws_t *ws)
+{
+    ngx_int_t            rc;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ws->base.request;
+    c = r->connection;
+
+    ws->accepting = 0;
+
+    rc = ngx_http_pushq_ws_accept(ws);
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        ngx_http_run_posted_requests(c);
+    }
+}
+
+
+static void
+ngx_http_pushq_ws_retry(ngx_event_t *ev)
+{
+    ngx_http_pushq_ws_t  *ws = ev->data;
+
+    ws->rkick = 1;
+
+    ngx_http_pushq_ws_rdeliver(ws);
+    ngx_http_pushq_ws_step(ws);
+}
+
+
+static void
+ngx_http_pushq_ws_published(ngx_http_pushq_redis_op_t *op,
+    struct redisReply *reply, const char *err)
+{
+    ngx_http_pushq_ws_pub_t *pub = op->data;
+
+    char                  errbuf[128];
+    uint64_t              id;
+    const char           *why;
+    pushq_status_t        st;
+    ngx_http_pushq_ws_t  *ws;
+
+    ws = pub->ws;
+
+    ngx_queue_remove(&pub->queue);
+    ngx_free(pub);
+    ws->npubs--;
+
+    errbuf[0] = '\0';
+    why = NULL;
+
+    if (reply == NULL) {
+        st = PUSHQ_ENOMEM;
+        why = err ? err : "redis: connection lost";
+
+    } else {
+        st = pushq_redis_reply_publish(reply, &id, errbuf, sizeof(errbuf),
+                                       &why);
+    }
+
+    if (st != PUSHQ_OK && !ws->closing) {
+        ngx_log_error(NGX_LOG_WARN, ws->c->log, 0,
+                      "pushq: websocket publish refused: %s",
+                      why ? why : "error");
+
+        /* SPEC: a publish that cannot be stored closes with 1013 */
+        ngx_http_pushq_ws_close(ws, 1013, why);
+    }
+
+    if (ws->read_paused && ws->npubs < NGX_HTTP_PUSHQ_WS_PUBS / 2) {
+        ws->read_paused = 0;
+        ngx_post_event(ws->c->read, &ngx_posted_events);
+    }
+
+    ngx_http_pushq_ws_step(ws);
+}
+
+
+/* a text or binary message from the client goes to Redis */
+
+static void
+ngx_http_pushq_ws_rpublish(ngx_http_pushq_ws_t *ws, pushq_ws_event_t *ev)
+{
+    const char                 *why;
+    pushq_status_t              st;
+    pushq_redis_cmd_t           cmd;
+    ngx_http_pushq_ws_pub_t    *pub;
+    ngx_http_pushq_redis_op_t  *op;
+
+    why = NULL;
+
+    st = pushq_redis_cmd_publish(&cmd, ws->args.channel, ws->args.channel_len,
+                                 ev->data, ev->len,
+                                 ev->type == PUSHQ_WS_BINARY ? PUSHQ_MSG_BINARY
+                                                             : 0,
+                                 &ws->conf->limits, &why);
+    if (st != PUSHQ_OK) {
+        ngx_log_error(NGX_LOG_INFO, ws->c->log, 0,
+                      "pushq: websocket publish refused: %s",
+                      why ? why : "error");
+        ngx_http_pushq_ws_close(ws, pushq_status_close_code(st), why);
+        return;
+    }
+
+    why = "redis: not connected";
+
+    if (ws->link == NULL) {
+        goto refused;
+    }
+
+    pub = ngx_alloc(sizeof(ngx_http_pushq_ws_pub_t), ws->c->log);
+    if (pub == NULL) {
+        ws->nomem = 1;
+        return;
+    }
+
+    op = ngx_http_pushq_redis_op(ngx_http_pushq_ws_published, pub);
+    if (op == NULL) {
+        ngx_free(pub);
+        ws->nomem = 1;
+        return;
+    }
+
+    if (ngx_http_pushq_redis_send(ws->link, &cmd, op, &why) != NGX_OK) {
+        /* the link freed op, and logs the outage once */
+        ngx_free(pub);
+        goto refused;
+    }
+
+    pub->ws = ws;
+    pub->op = op;
+    ngx_queue_insert_tail(&ws->pubs, &pub->queue);
+    ws->npubs++;
+
+    return;
+
+refused:
+
+    /* SPEC: a publish that cannot be stored closes with 1013 */
+
+    ngx_log_error(NGX_LOG_INFO, ws->c->log, 0,
+                  "pushq: websocket publish refused: %s, closing",
+                  why ? why : "redis: not connected");
+    ngx_http_pushq_ws_close(ws, 1013, why ? why : "redis: not connected");
 }

@@ -69,6 +69,8 @@ channel_rec *store::create_channel(const char *name, size_t len,
     new (&c->last_id_) std::atomic<uint64_t>(0);
     new (&c->seq_) std::atomic<uint32_t>(0);
     new (&c->waiters_) std::atomic<uint32_t>(0);
+    new (&c->incarnation_) std::atomic<uint64_t>(0);
+    new (&c->life_start_) std::atomic<uint64_t>(0);
     c->hash_ = hash;
     c->name_len_ = static_cast<uint32_t>(len);
     std::memcpy(c->name_, name, len);

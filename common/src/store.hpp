@@ -94,6 +94,14 @@ public:
         uint64_t new_cap, const pushq_limits_t *lim, uint64_t now_ms)
         noexcept;
 
+    /* Redis mirror (store_mirror.cpp): the local ids begin after `base`
+     * (buffered messages dropped, named cursors moved to base); renew: a
+     * new incarnation (positions of the old one are void). */
+    void begin_life(channel_rec *c, uint64_t base, bool renew) noexcept;
+    /* The mirror missed ids (store_mirror.cpp): drops the buffered
+     * messages and moves the log so that the next id appended is `next`. */
+    void skip_to(channel_rec *c, uint64_t next) noexcept;
+
     /* ---- named clients (client_table.cpp) ---- */
     static uint64_t hash_client(uint64_t chan_off, const char *name,
         size_t len) noexcept;
@@ -111,12 +119,17 @@ public:
         const void *msg, size_t len, unsigned flags,
         const pushq_limits_t *lim, uint64_t now_ms,
         pushq_publish_result_t *out, const char **why) noexcept;
+    pushq_status_t mirror(const char *chan, size_t chan_len,
+        uint64_t epoch, uint64_t id, const void *msg, size_t len,
+        unsigned flags, const pushq_limits_t *lim, uint64_t now_ms,
+        pushq_publish_result_t *out, const char **why) noexcept;
     pushq_status_t register_owner(int32_t pid, uint32_t waker,
         uint32_t *owner, const char **why) noexcept;
     uint32_t reap_owners(uint64_t now_ms) noexcept;
+    /* after_id != nullptr: pushq_sub_open_at. */
     pushq_status_t open_sub(const pushq_sub_spec_t *spec,
         const pushq_limits_t *lim, uint64_t now_ms, pushq_sub_t *sub,
-        const char **why) noexcept;
+        const char **why, const uint64_t *after_id = nullptr) noexcept;
     pushq_status_t fetch(pushq_sub_t *sub, size_t max_msgs,
         size_t max_bytes, uint64_t now_ms, pushq_msg_cb cb, void *ctx,
         pushq_fetch_info_t *info) noexcept;

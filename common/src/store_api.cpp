@@ -181,6 +181,38 @@ PUSHQ_API pushq_status_t pushq_store_publish(pushq_store_t *s,
     });
 }
 
+PUSHQ_API pushq_status_t pushq_store_mirror(pushq_store_t *s,
+    const char *chan, size_t chan_len, uint64_t epoch, uint64_t id,
+    const void *msg, size_t len, unsigned flags, const pushq_limits_t *lim,
+    uint64_t now_ms, pushq_publish_result_t *out, const char **why)
+{
+    if (out) std::memset(out, 0, sizeof(*out));
+    return guarded(why, [&]() -> pushq_status_t {
+        if (!usable(s)) {
+            if (why) *why = "store: not initialised";
+            return PUSHQ_EBADARG;
+        }
+        return store(store::header(s)).mirror(chan, chan_len, epoch, id,
+            msg, len, flags, lim, now_ms, out, why);
+    });
+}
+
+PUSHQ_API pushq_status_t pushq_sub_open_at(pushq_store_t *s,
+    const pushq_sub_spec_t *spec, uint64_t after_id,
+    const pushq_limits_t *lim, uint64_t now_ms, pushq_sub_t *sub,
+    const char **why)
+{
+    return guarded(why, [&]() -> pushq_status_t {
+        if (!usable(s)) {
+            if (sub) std::memset(sub, 0, sizeof(*sub));
+            if (why) *why = "store: not initialised";
+            return PUSHQ_EBADARG;
+        }
+        return store(store::header(s)).open_sub(spec, lim, now_ms, sub, why,
+                                                 &after_id);
+    });
+}
+
 PUSHQ_API pushq_status_t pushq_sub_open(pushq_store_t *s,
     const pushq_sub_spec_t *spec, const pushq_limits_t *lim,
     uint64_t now_ms, pushq_sub_t *sub, const char **why)

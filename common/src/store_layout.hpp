@@ -28,7 +28,7 @@
 namespace pushq {
 
 inline constexpr uint64_t store_magic = 0x5453514855535030ULL; /* "0PSUHQST" */
-inline constexpr uint32_t layout_version = 1;
+inline constexpr uint32_t layout_version = 2;   /* 2: Redis mirror fields */
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 static_assert(sizeof(std::atomic<uint64_t>) == 8);
@@ -124,6 +124,18 @@ struct channel_rec {
     std::atomic<uint32_t> seq_;       /* +1 per publish (futex word)       */
     std::atomic<uint32_t> waiters_;   /* threads in pushq_sub_wait         */
 
+    /* Redis mirror (pushq_store_mirror).  epoch_: the Redis life the
+     * local channel mirrors (0 = none: local only, or not mirrored yet).
+     * incarnation_: +1 each time the local ids begin again (a new epoch);
+     * a sub handle remembers it (sw_incarnation), and an anonymous one
+     * from an older incarnation starts again at life_start_.  life_start_:
+     * the id before the local life's first one (0, or where the first
+     * mirrored message of a channel found it): positions below it are
+     * raised to it, never counted lost. */
+    uint64_t  epoch_;
+    std::atomic<uint64_t> incarnation_;
+    std::atomic<uint64_t> life_start_;  /* <= last_id_                     */
+
     uint32_t  waker_subs_[PUSHQ_MAX_WAKERS];
     uint32_t  name_len_;
     char      name_[PUSHQ_NAME_MAX];
@@ -187,9 +199,13 @@ enum sub_word : unsigned {
     sw_pos = 4,                 /* anonymous: last id handed out           */
     sw_flags = 5,
     sw_generation = 6,
-    sw_spare = 7
+    sw_incarnation = 7,         /* channel_rec::incarnation_ at the position */
+    sw_spare = sw_incarnation   /* the last word (was spare; tests use it) */
 };
 inline constexpr uint64_t sub_flag_reset = 1;
+/* pushq_sub_open_at: positions may run ahead of the local newest id (the
+ * mirror lags behind Redis) and nothing skipped counts as lost. */
+inline constexpr uint64_t sub_flag_at = 2;
 
 } // namespace pushq
 

@@ -134,6 +134,7 @@ bool store::validate() noexcept
         channel_rec *c = at<channel_rec>(o);
         if (c->prev_ != prev || !live_channel(*this, o, limit) ||
             c->count_ > c->last_id_.load() ||
+            c->life_start_.load() > c->last_id_.load() ||
             c->ring_cap_ > h_->size_ / 8 ||
             c->count_ > c->ring_cap_ ||
             (c->ring_cap_ & (c->ring_cap_ - 1)) != 0)
@@ -405,6 +406,10 @@ bool store::salvage(size_t *dropped) noexcept
             }
             if (c->ring_cap_ != 0) {
                 arena_.mark(c->ring_);
+            }
+            if (c->life_start_.load() > last) {
+                /* a crash inside begin_life: the life starts at last */
+                c->life_start_.store(last);
             }
             c->bytes_ = bytes;
             c->subs_ = 0;

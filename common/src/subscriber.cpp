@@ -146,7 +146,7 @@ sub_rec *store::live_sub(const pushq_sub_t *sub) noexcept
 
 pushq_status_t store::open_sub(const pushq_sub_spec_t *spec,
     const pushq_limits_t *lim, uint64_t now_ms, pushq_sub_t *sub,
-    const char **why) noexcept
+    const char **why, const uint64_t *after_id) noexcept
 {
     if (sub == nullptr) {
         if (why) *why = "subscriber: no handle";
@@ -163,7 +163,9 @@ pushq_status_t store::open_sub(const pushq_sub_spec_t *spec,
         if (why) *why = "channel: must be 1-64 bytes of [A-Za-z0-9_.:-]";
         return PUSHQ_EBADARG;
     }
-    size_t name_len = spec->name != nullptr ? spec->name_len : 0;
+    /* pushq_sub_open_at: anonymous, whatever the spec says */
+    size_t name_len = spec->name != nullptr && after_id == nullptr
+                      ? spec->name_len : 0;
     if (name_len > PUSHQ_NAME_MAX) {
         if (why) *why = "name: must be 1-64 bytes of [A-Za-z0-9_.:-]";
         return PUSHQ_EBADARG;
@@ -254,7 +256,12 @@ pushq_status_t store::open_sub(const pushq_sub_spec_t *spec,
         /* where this subscriber starts (SPEC "Concepts") */
         uint64_t pos;
         uint64_t flags = 0;
-        if (spec->has_last_id) {
+        if (after_id != nullptr) {
+            /* Redis mode: after_id as given, even above the local newest
+             * id (the mirror catches up), no reset, no lost */
+            pos = *after_id;
+            flags |= sub_flag_at;
+        } else if (spec->has_last_id) {
             if (spec->last_id > last) {
                 /* the channel was forgotten and restarted: from the
                  * oldest buffered message, with "reset" */
@@ -314,6 +321,8 @@ pushq_status_t store::open_sub(const pushq_sub_spec_t *spec,
         sub->priv_[sw_pos] = pos;
         sub->priv_[sw_flags] = flags;
         sub->priv_[sw_generation] = h_->generation_.load();
+        sub->priv_[sw_incarnation] = c->incarnation_.load(
+            std::memory_order_relaxed);
         return PUSHQ_OK;
     }
 
@@ -352,14 +361,29 @@ pushq_status_t store::fetch(pushq_sub_t *sub, size_t max_msgs,
 
     uint64_t pos = cl != nullptr ? cl->cursor_.load(std::memory_order_relaxed)
                                  : sub->priv_[sw_pos];
+    uint64_t inc = c->incarnation_.load(std::memory_order_relaxed);
+    if (cl == nullptr && sub->priv_[sw_incarnation] != inc) {
+        /* the channel began again (Redis mirror): the position belonged
+         * to the old life; start at the new one's beginning */
+        pos = c->life_start_.load(std::memory_order_relaxed);
+    }
+    /* ids up to life_start_ were before this server mirrored the
+     * channel: never lost here */
+    uint64_t floor = c->life_start_.load(std::memory_order_relaxed);
+    if (pos < floor) {
+        pos = floor;
+    }
+    bool at = (sub->priv_[sw_flags] & sub_flag_at) != 0;
     uint64_t last = c->last_id_.load(std::memory_order_relaxed);
     uint64_t first = first_id(c);
-    if (pos > last) {
+    if (pos > last && !at) {
         pos = last;
     }
     if (pos + 1 < first) {
         /* gone by count, bytes or age: report once, skip them */
-        info->lost = first - 1 - pos;
+        if (!at) {
+            info->lost = first - 1 - pos;
+        }
         pos = first - 1;
     }
     info->reset = (sub->priv_[sw_flags] & sub_flag_reset) != 0;
@@ -391,6 +415,7 @@ pushq_status_t store::fetch(pushq_sub_t *sub, size_t max_msgs,
             cl->cursor_.store(pos, std::memory_order_release);
         }
         sub->priv_[sw_pos] = pos;
+        sub->priv_[sw_incarnation] = inc;
         sub->priv_[sw_flags] &= ~sub_flag_reset;
         h_->delivered_ += n;
         h_->lost_ += info->lost;
@@ -413,8 +438,17 @@ int store::ready(const pushq_sub_t *sub) noexcept
     if (sub->priv_[sw_flags] & sub_flag_reset) {
         return 1;
     }
-    uint64_t last = at<channel_rec>(sub->priv_[sw_channel])->last_id_.load(
-        std::memory_order_acquire);
+    channel_rec *c = at<channel_rec>(sub->priv_[sw_channel]);
+    if (sub->priv_[sw_client] == 0 &&
+        c->incarnation_.load(std::memory_order_acquire) !=
+        sub->priv_[sw_incarnation])
+    {
+        /* the channel began again: ready once the new life has a
+         * message */
+        return c->last_id_.load(std::memory_order_acquire) >
+               c->life_start_.load(std::memory_order_acquire);
+    }
+    uint64_t last = c->last_id_.load(std::memory_order_acquire);
     uint64_t pos;
     if (sub->priv_[sw_client] != 0) {
         if (!in_region(sub->priv_[sw_client], sizeof(client_rec))) {

@@ -1,0 +1,214 @@
+/*
+ * store_mirror.cpp -- Redis mode: the local store as a mirror of the
+ * channels Redis holds (pushq_store_mirror, pushq.h; pushq_redis.h).
+ *
+ * Redis gives the ids; the mirror stores each message under the id Redis
+ * gave it.  The local log must stay one contiguous window of ids (the ring
+ * is indexed by id - first_id), so:
+ *  - a duplicate (id <= newest) is ignored;
+ *  - the next id is appended as a local publish would;
+ *  - a jump (ids missed while the subscription connection was down) drops
+ *    the buffered messages and moves the window's base to id - 1, so that
+ *    readers behind it count the missed ids as lost (fetch's usual rule);
+ *  - a new epoch (the channel was forgotten in Redis and began again at
+ *    id 1) begins a new local life: messages dropped, newest id 0, the
+ *    channel's incarnation bumped; a sub handle from an older incarnation
+ *    starts again at the new life's start (subscriber.cpp), named cursors
+ *    are moved here.
+ * The first message mirrored into a channel that never had one (a channel
+ * a local subscriber created, at newest id 0) begins the local life at
+ * id - 1 (life_start_) without a new incarnation: the ids up to it were
+ * published before this server knew the channel, they are not "lost" to
+ * anyone here (positions below life_start_ are raised to it), and a
+ * position above it (pushq_sub_open_at after a take) still holds.
+ */
+
+#include "store.hpp"
+
+#include <atomic>
+#include <cstring>
+
+namespace pushq {
+
+void store::begin_life(channel_rec *c, uint64_t base, bool renew) noexcept
+{
+    while (c->count_ != 0) {
+        drop_oldest(c);
+    }
+    c->ring_head_ = 0;
+    /* order for the lock-free readers (ready): a reader that sees the new
+     * incarnation sees the new life_start_ and last_id_ (release/acquire) */
+    c->last_id_.store(base, std::memory_order_relaxed);
+    c->life_start_.store(base, std::memory_order_release);
+    if (renew) {
+        c->incarnation_.fetch_add(1, std::memory_order_release);
+    }
+    if (c->clients_ != 0) {
+        /* rare (named clients live in Redis in Redis mode): walk the
+         * client table for this channel's names */
+        uint64_t co = off(c);
+        uint64_t *b = at<uint64_t>(h_->client_buckets_);
+        for (uint64_t i = 0; i <= h_->client_mask_; i++) {
+            for (uint64_t o = b[i]; o != 0; o = at<client_rec>(o)->hnext_) {
+                client_rec *cl = at<client_rec>(o);
+                if (cl->channel_ == co) {
+                    cl->cursor_.store(base, std::memory_order_release);
+                }
+            }
+        }
+    }
+}
+
+void store::skip_to(channel_rec *c, uint64_t next) noexcept
+{
+    while (c->count_ != 0) {
+        drop_oldest(c);
+    }
+    c->ring_head_ = 0;
+    c->last_id_.store(next - 1, std::memory_order_release);
+}
+
+pushq_status_t store::mirror(const char *chan, size_t chan_len,
+    uint64_t epoch, uint64_t id, const void *msg, size_t len,
+    unsigned flags, const pushq_limits_t *lim, uint64_t now_ms,
+    pushq_publish_result_t *out, const char **why) noexcept
+{
+    if (chan == nullptr || chan_len == 0 || chan_len > PUSHQ_NAME_MAX) {
+        if (why) *why = "channel: must be 1-64 bytes of [A-Za-z0-9_.:-]";
+        return PUSHQ_EBADARG;
+    }
+    if (lim == nullptr || (msg == nullptr && len != 0)) {
+        if (why) *why = "mirror: missing limits or message";
+        return PUSHQ_EBADARG;
+    }
+    if (id == 0 || id == UINT64_MAX) {
+        if (why) *why = "mirror: message id must be 1 or more";
+        return PUSHQ_EBADARG;
+    }
+    if (len > h_->size_) {
+        if (why) *why = "store: out of memory (raise pushq_shm_size / "
+                        "store_size)";
+        return PUSHQ_ENOMEM;
+    }
+    store_guard g(*this);
+    if (!g.ok()) {
+        if (why) *why = "store: lock unavailable (the store called from "
+                        "a fetch callback?)";
+        return PUSHQ_EINTERNAL;
+    }
+    uint64_t hash = hash_name(chan, chan_len);
+
+    /* Attempts as in publish: with what is free; after a sweep; after
+     * dropping what this very message pushes out anyway (all of the
+     * buffered messages for a new life or a jump, else the pretrim). */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (attempt == 1) {
+            sweep(now_ms);
+        } else if (attempt == 2) {
+            channel_rec *c = find_channel(chan, chan_len, hash);
+            if (c == nullptr) {
+                break;
+            }
+            uint64_t last = c->last_id_.load(std::memory_order_relaxed);
+            bool renew = epoch != 0 && c->epoch_ != 0 && c->epoch_ != epoch;
+            if (renew || id > last + 1) {
+                if (c->count_ == 0) {
+                    break;
+                }
+                mutation mu(*this);
+                while (c->count_ != 0) {
+                    drop_oldest(c);
+                }
+            } else if (pretrim(c, len, lim) == 0) {
+                break;
+            }
+        }
+        mutation mu(*this);
+        bool created = false;
+        channel_rec *c = find_channel(chan, chan_len, hash);
+        if (c == nullptr) {
+            c = create_channel(chan, chan_len, hash, lim->message_ttl_ms,
+                               now_ms);
+            if (c == nullptr) {
+                continue;
+            }
+            created = true;
+        } else {
+            expire_messages(c, now_ms);
+        }
+
+        uint64_t last = c->last_id_.load(std::memory_order_relaxed);
+        bool renew = epoch != 0 && c->epoch_ != 0 && c->epoch_ != epoch;
+        bool first_life = !renew && epoch != 0 && c->epoch_ == 0 &&
+                          last == 0;
+        if (!renew && id <= last) {
+            /* a duplicate (heard twice, or mirrored after a take) */
+            if (c->epoch_ == 0 && epoch != 0) {
+                c->epoch_ = epoch;
+            }
+            if (out != nullptr) {
+                out->id = 0;
+                out->subscribers = static_cast<uint32_t>(c->subs_);
+                out->wakers = 0;
+            }
+            return PUSHQ_OK;
+        }
+        /* after the new life or the jump, the log is empty */
+        bool emptied = renew || first_life || id > last + 1;
+        uint64_t count_after = emptied ? 0 : c->count_;
+
+        uint64_t mo = arena_.alloc(sizeof(message_rec) + len);
+        uint64_t ring = 0, cap = 0;
+        if (mo != 0 && count_after + 1 > c->ring_cap_) {
+            cap = c->ring_cap_ != 0 ? c->ring_cap_ * 2 : 8;
+            ring = arena_.alloc(cap * 8);
+        }
+        if (mo == 0 || (cap != 0 && ring == 0)) {
+            arena_.free(mo);
+            arena_.free(ring);
+            if (created) {
+                forget_channel(c);
+            }
+            continue;
+        }
+
+        if (renew) {
+            c->epoch_ = epoch;
+            begin_life(c, 0, true);
+            last = 0;
+        } else if (first_life) {
+            c->epoch_ = epoch;
+            if (id > 1) {
+                begin_life(c, id - 1, false);
+                last = id - 1;
+            }
+        } else if (c->epoch_ == 0 && epoch != 0) {
+            c->epoch_ = epoch;
+        }
+        if (id > last + 1) {
+            skip_to(c, id);
+        }
+
+        message_rec *m = at<message_rec>(mo);
+        m->len_ = len;
+        m->flags_ = flags & PUSHQ_MSG_BINARY;
+        m->pad_ = 0;
+        m->expires_ms_ = lim->message_ttl_ms != 0
+                         ? add_ms(now_ms, lim->message_ttl_ms) : 0;
+        if (len != 0) {
+            std::memcpy(m->data(), msg, len);
+        }
+        uint64_t got = append(c, mo, ring, cap, lim, now_ms);
+        if (out != nullptr) {
+            out->id = got;
+            out->subscribers = static_cast<uint32_t>(c->subs_);
+            out->wakers = c->wakers_;
+        }
+        return PUSHQ_OK;
+    }
+
+    if (why) *why = "store: out of memory (raise pushq_shm_size / store_size)";
+    return PUSHQ_ENOMEM;
+}
+
+} // namespace pushq

@@ -1,0 +1,934 @@
+
+/*
+ * pushq nginx module: pushq_redis, this worker's connections to Redis.
+ *
+ * Per distinct pushq_redis URL every worker keeps a link:
+ *
+ *  - a command connection: hiredis's async API on nginx's event loop (the
+ *    adapter below gives hiredis an ngx_connection_t for its socket).  On
+ *    connect it sends AUTH and SELECT when the URL has them, then SCRIPT
+ *    LOAD of every script; once every one of those replied OK the link is
+ *    "up" and requests may send commands on it (ops);
+ *  - in worker 0 only, a subscription connection: PSUBSCRIBE pushq:m:*,
+ *    every message heard is mirrored into the shared store
+ *    (pushq_redis_mirror) and the workers with subscribers on the channel
+ *    are woken through their eventfds.
+ *
+ * A lost connection is retried on a timer, 100 ms after the loss, then
+ * doubling to 5 s while it keeps failing; the outage is logged once at
+ * error level when it begins and at notice level when it ends, never per
+ * request or per retry.  Nothing here blocks: the host was resolved to a
+ * numeric address at configuration time, and hiredis connects
+ * non-blocking.
+ *
+ * Ops: the handler of every op sent is called exactly once, with the reply
+ * (freed by hiredis when the handler returns) or with reply NULL and err
+ * set when the connection was lost; a cancelled op is freed without its
+ * handler being called.  When the worker exits, pending ops are freed
+ * without their handlers (their requests are going away with the
+ * process).
+ */
+
+
+/* before the module's header: its "visibility hidden" would apply to
+ * hiredis's declarations too, and they are the shared library's */
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include "ngx_http_pushq_module.h"
+
+
+#define NGX_HTTP_PUSHQ_REDIS_BACKOFF_MIN  100      /* ms */
+#define NGX_HTTP_PUSHQ_REDIS_BACKOFF_MAX  5000     /* ms */
+#define NGX_HTTP_PUSHQ_REDIS_CONNECT_TIMEOUT  3000  /* ms, to be up */
+
+#define NGX_HTTP_PUSHQ_REDIS_DOWN         0        /* retry timer set    */
+#define NGX_HTTP_PUSHQ_REDIS_CONNECTING   1        /* handshake sent, the
+                                                      timer is its timeout */
+#define NGX_HTTP_PUSHQ_REDIS_UP           2
+
+
+typedef struct {
+    ngx_http_pushq_redis_link_t  *link;
+    redisAsyncContext            *ac;        /* NULL: not connected */
+    ngx_event_t                   retry;     /* or the connect timeout */
+    ngx_msec_t                    backoff;
+    ngx_uint_t                    state;
+    ngx_uint_t                    pending;   /* handshake replies awaited */
+    unsigned                      subscriber:1;
+} ngx_http_pushq_redis_conn_t;
+
+
+struct ngx_http_pushq_redis_link_s {
+    ngx_http_pushq_redis_conf_t  *conf;
+    ngx_http_pushq_redis_conn_t   cmd;
+    ngx_http_pushq_redis_conn_t   sub;
+    unsigned                      has_sub:1;  /* worker 0 */
+    unsigned                      outage:1;   /* logged as down */
+    u_char                        name[sizeof(((pushq_redis_url_t *) 0)->host)
+                                       + sizeof(":65535")];
+    u_char                        err[256];   /* the last error, for ops */
+};
+
+
+static void ngx_http_pushq_redis_connect(ngx_http_pushq_redis_conn_t *rc);
+static void ngx_http_pushq_redis_retry_handler(ngx_event_t *ev);
+static void ngx_http_pushq_redis_schedule(ngx_http_pushq_redis_conn_t *rc);
+static void ngx_http_pushq_redis_timer(ngx_http_pushq_redis_conn_t *rc,
+    ngx_msec_t ms);
+static void ngx_http_pushq_redis_down(ngx_http_pushq_redis_conn_t *rc,
+    const char *err);
+static void ngx_http_pushq_redis_check_up(ngx_http_pushq_redis_link_t *link);
+static ngx_int_t ngx_http_pushq_redis_handshake(
+    ngx_http_pushq_redis_conn_t *rc);
+static void ngx_http_pushq_redis_on_connect(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_pushq_redis_on_disconnect(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_pushq_redis_handshake_reply(redisAsyncContext *ac,
+    void *r, void *privdata);
+static void ngx_http_pushq_redis_sub_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_pushq_redis_op_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
+
+static ngx_int_t ngx_http_pushq_redis_attach(ngx_http_pushq_redis_conn_t *rc,
+    redisAsyncContext *ac);
+static void ngx_http_pushq_redis_event(ngx_event_t *ev);
+static void ngx_http_pushq_redis_add_read(void *privdata);
+static void ngx_http_pushq_redis_del_read(void *privdata);
+static void ngx_http_pushq_redis_add_write(void *privdata);
+static void ngx_http_pushq_redis_del_write(void *privdata);
+static void ngx_http_pushq_redis_cleanup(void *privdata);
+
+
+/* this worker's links, one per distinct URL (pmcf->redis) */
+
+static ngx_http_pushq_redis_link_t  *ngx_http_pushq_redis_links;
+static ngx_uint_t                    ngx_http_pushq_redis_nlinks;
+static ngx_uint_t                    ngx_http_pushq_redis_exiting;
+
+/*
+ * The retry timers' ev->data: the debug log of timers reads ev->data as a
+ * connection (ngx_event_ident); the conn is found from the event itself.
+ */
+
+static ngx_connection_t  ngx_http_pushq_redis_dummy;
+
+
+ngx_int_t
+ngx_http_pushq_redis_init_worker(ngx_cycle_t *cycle,
+    ngx_http_pushq_main_conf_t *pmcf)
+{
+    ngx_uint_t                    i;
+    ngx_http_pushq_redis_conf_t **rcfs;
+    ngx_http_pushq_redis_link_t  *link;
+
+    ngx_http_pushq_redis_links = NULL;
+    ngx_http_pushq_redis_nlinks = 0;
+    ngx_http_pushq_redis_exiting = 0;
+
+    if (pmcf->redis.nelts == 0) {
+        return NGX_OK;
+    }
+
+    ngx_http_pushq_redis_dummy.fd = (ngx_socket_t) -1;
+
+    link = ngx_pcalloc(cycle->pool,
+                       pmcf->redis.nelts
+                       * sizeof(ngx_http_pushq_redis_link_t));
+    if (link == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_pushq_redis_links = link;
+    ngx_http_pushq_redis_nlinks = pmcf->redis.nelts;
+
+    rcfs = pmcf->redis.elts;
+
+    for (i = 0; i < pmcf->redis.nelts; i++) {
+        link = &ngx_http_pushq_redis_links[i];
+
+        link->conf = rcfs[i];
+        link->has_sub = (ngx_worker == 0);
+
+        ngx_snprintf(link->name, sizeof(link->name) - 1, "%s:%d%Z",
+                     rcfs[i]->parsed.host, (int) rcfs[i]->parsed.port);
+
+        link->cmd.link = link;
+        link->sub.link = link;
+        link->sub.subscriber = 1;
+
+        ngx_http_pushq_redis_connect(&link->cmd);
+
+        if (link->has_sub) {
+            ngx_http_pushq_redis_connect(&link->sub);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The worker exits: every context is freed; hiredis calls the pending
+ * callbacks with a NULL reply, which free the ops without calling their
+ * handlers (ngx_http_pushq_redis_exiting), and the adapter's cleanup
+ * releases the connections.  No retry is scheduled any more.
+ */
+
+void
+ngx_http_pushq_redis_exit_worker(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                    i, j;
+    redisAsyncContext            *ac;
+    ngx_http_pushq_redis_conn_t  *rc;
+    ngx_http_pushq_redis_link_t  *link;
+
+    ngx_http_pushq_redis_exiting = 1;
+
+    for (i = 0; i < ngx_http_pushq_redis_nlinks; i++) {
+        link = &ngx_http_pushq_redis_links[i];
+
+        for (j = 0; j < 2; j++) {
+            rc = j ? &link->sub : &link->cmd;
+
+            if (rc->retry.timer_set) {
+                ngx_del_timer(&rc->retry);
+            }
+
+            ac = rc->ac;
+
+            if (ac != NULL) {
+                rc->ac = NULL;
+                rc->state = NGX_HTTP_PUSHQ_REDIS_DOWN;
+                redisAsyncFree(ac);
+            }
+        }
+    }
+
+    ngx_http_pushq_redis_nlinks = 0;
+}
+
+
+ngx_http_pushq_redis_link_t *
+ngx_http_pushq_redis_link(ngx_http_pushq_redis_conf_t *rcf)
+{
+    if (rcf == NULL || rcf->index >= ngx_http_pushq_redis_nlinks) {
+        return NULL;
+    }
+
+    return &ngx_http_pushq_redis_links[rcf->index];
+}
+
+
+ngx_uint_t
+ngx_http_pushq_redis_up(ngx_http_pushq_redis_link_t *link)
+{
+    return link != NULL && link->cmd.state == NGX_HTTP_PUSHQ_REDIS_UP;
+}
+
+
+ngx_http_pushq_redis_op_t *
+ngx_http_pushq_redis_op(ngx_http_pushq_redis_handler_pt handler, void *data)
+{
+    ngx_http_pushq_redis_op_t  *op;
+
+    op = ngx_alloc(sizeof(ngx_http_pushq_redis_op_t), ngx_cycle->log);
+    if (op == NULL) {
+        return NULL;
+    }
+
+    op->handler = handler;
+    op->data = data;
+    op->cancelled = 0;
+
+    return op;
+}
+
+
+ngx_int_t
+ngx_http_pushq_redis_send(ngx_http_pushq_redis_link_t *link,
+    pushq_redis_cmd_t *cmd, ngx_http_pushq_redis_op_t *op, const char **why)
+{
+    if (link == NULL || ngx_http_pushq_redis_exiting) {
+        ngx_free(op);
+        *why = "redis: not configured here";
+        return NGX_ERROR;
+    }
+
+    if (link->cmd.state != NGX_HTTP_PUSHQ_REDIS_UP || link->cmd.ac == NULL) {
+        ngx_free(op);
+        *why = link->err[0] ? (const char *) link->err
+                            : "redis: not connected yet";
+        return NGX_ERROR;
+    }
+
+    /* hiredis copies argv into its output buffer here */
+
+    if (redisAsyncCommandArgv(link->cmd.ac, ngx_http_pushq_redis_op_reply,
+                              op, cmd->argc, cmd->argv, cmd->argvlen)
+        != REDIS_OK)
+    {
+        ngx_free(op);
+        *why = "redis: cannot queue the command (connection closing)";
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_pushq_redis_op_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply                   *reply = r;
+    ngx_http_pushq_redis_op_t    *op = privdata;
+    ngx_http_pushq_redis_conn_t  *rc;
+
+    rc = ac->data;
+
+    if (reply == NULL && rc != NULL && rc->ac == ac) {
+        /*
+         * the connection is being torn down: no command may be sent on it
+         * any more, even from this very handler
+         */
+        ngx_http_pushq_redis_down(rc, ac->errstr[0] ? ac->errstr
+                                                    : "connection lost");
+    }
+
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR
+        && reply->len >= 8 && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0
+        && rc != NULL && rc->ac == ac)
+    {
+        /*
+         * Redis lost the scripts (SCRIPT FLUSH, a failover to a replica
+         * that never loaded them): this op fails; the connection is
+         * replaced by one that loads them again, the old one closes once
+         * its pending replies are in
+         */
+
+        ngx_http_pushq_redis_down(rc, "the scripts are gone (NOSCRIPT), "
+                                      "loading them again");
+        redisAsyncDisconnect(ac);
+    }
+
+    if (!op->cancelled && !ngx_http_pushq_redis_exiting) {
+        op->handler(op, reply,
+                    reply == NULL
+                    ? (rc && rc->link->err[0] ? (const char *) rc->link->err
+                                              : "redis: connection lost")
+                    : NULL);
+    }
+
+    ngx_free(op);
+}
+
+
+/* --- Connecting ---------------------------------------------------------- */
+
+
+static void
+ngx_http_pushq_redis_connect(ngx_http_pushq_redis_conn_t *rc)
+{
+    redisAsyncContext            *ac;
+    ngx_http_pushq_redis_conf_t  *rcf;
+
+    if (ngx_http_pushq_redis_exiting) {
+        return;
+    }
+
+    rcf = rc->link->conf;
+
+    ac = redisAsyncConnect(rcf->addr, (int) rcf->parsed.port);
+
+    if (ac == NULL) {
+        ngx_http_pushq_redis_down(rc, "out of memory");
+        return;
+    }
+
+    if (ac->err) {
+        /* e.g. connection refused at once (loopback) */
+        ngx_http_pushq_redis_down(rc, ac->errstr);
+        redisAsyncFree(ac);
+        return;
+    }
+
+    if (ngx_http_pushq_redis_attach(rc, ac) != NGX_OK) {
+        ngx_http_pushq_redis_down(rc, "no free worker connection "
+                                      "(raise worker_connections)");
+        redisAsyncFree(ac);
+        return;
+    }
+
+    rc->ac = ac;
+    rc->state = NGX_HTTP_PUSHQ_REDIS_CONNECTING;
+
+    /* a host that drops SYNs, or a Redis that accepts and stalls */
+
+    ngx_http_pushq_redis_timer(rc, NGX_HTTP_PUSHQ_REDIS_CONNECT_TIMEOUT);
+
+    ac->data = rc;
+
+    (void) redisAsyncSetDisconnectCallback(ac,
+                                        ngx_http_pushq_redis_on_disconnect);
+
+    /* adds the write event that tells when connect() is done */
+
+    (void) redisAsyncSetConnectCallback(ac, ngx_http_pushq_redis_on_connect);
+
+    /* queued now, written once connected */
+
+    if (ngx_http_pushq_redis_handshake(rc) != NGX_OK) {
+        rc->ac = NULL;
+        ngx_http_pushq_redis_down(rc, "cannot queue the handshake");
+        ac->data = NULL;
+        redisAsyncFree(ac);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_pushq_redis_handshake(ngx_http_pushq_redis_conn_t *rc)
+{
+    unsigned                      i;
+    pushq_redis_cmd_t             cmd;
+    ngx_http_pushq_redis_conf_t  *rcf;
+
+    rcf = rc->link->conf;
+    rc->pending = 0;
+
+    if (pushq_redis_cmd_auth(&cmd, &rcf->parsed)) {
+        if (redisAsyncCommandArgv(rc->ac, ngx_http_pushq_redis_handshake_reply,
+                                  rc, cmd.argc, cmd.argv, cmd.argvlen)
+            != REDIS_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        rc->pending++;
+    }
+
+    if (pushq_redis_cmd_select(&cmd, &rcf->parsed)) {
+        if (redisAsyncCommandArgv(rc->ac, ngx_http_pushq_redis_handshake_reply,
+                                  rc, cmd.argc, cmd.argv, cmd.argvlen)
+            != REDIS_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        rc->pending++;
+    }
+
+    if (rc->subscriber) {
+        /*
+         * every reply on it, the confirmation first, goes to
+         * ngx_http_pushq_redis_sub_reply: the confirmation makes it up
+         */
+
+        pushq_redis_cmd_subscribe(&cmd);
+
+        if (redisAsyncCommandArgv(rc->ac, ngx_http_pushq_redis_sub_reply,
+                                  rc, cmd.argc, cmd.argv, cmd.argvlen)
+            != REDIS_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    for (i = 0; i < PUSHQ_REDIS_SCRIPTS; i++) {
+        pushq_redis_cmd_script_load(&cmd, i);
+
+        if (redisAsyncCommandArgv(rc->ac, ngx_http_pushq_redis_handshake_reply,
+                                  rc, cmd.argc, cmd.argv, cmd.argvlen)
+            != REDIS_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        rc->pending++;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_pushq_redis_on_connect(const redisAsyncContext *ac, int status)
+{
+    ngx_http_pushq_redis_conn_t  *rc = ac->data;
+
+    if (rc == NULL || status == REDIS_OK) {
+        /* the handshake's replies tell when it is up */
+        return;
+    }
+
+    /* hiredis frees the context when this returns */
+
+    if (rc->ac == ac) {
+        ngx_http_pushq_redis_down(rc, ac->errstr[0] ? ac->errstr
+                                                    : "cannot connect");
+    }
+}
+
+
+static void
+ngx_http_pushq_redis_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    ngx_http_pushq_redis_conn_t  *rc = ac->data;
+
+    /* hiredis frees the context when this returns */
+
+    if (rc == NULL || rc->ac != ac) {
+        /* already handled (dropped by us, or the worker exits) */
+        return;
+    }
+
+    ngx_http_pushq_redis_down(rc, ac->errstr[0] ? ac->errstr
+                                                : "connection closed");
+}
+
+
+static void
+ngx_http_pushq_redis_handshake_reply(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    redisReply                   *reply = r;
+    ngx_http_pushq_redis_conn_t  *rc = privdata;
+
+    u_char  err[200];
+
+    if (reply == NULL || rc->ac != ac) {
+        /* the connection is being torn down: on_disconnect handles it */
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* e.g. a wrong password or db: drop it, try again later */
+
+        ngx_snprintf(err, sizeof(err) - 1, "handshake refused: %*s%Z",
+                     (size_t) ngx_min(reply->len, 150), reply->str);
+
+        ngx_http_pushq_redis_down(rc, (const char *) err);
+
+        /* deferred by hiredis until this callback returns */
+        ac->data = NULL;
+        redisAsyncFree(ac);
+        return;
+    }
+
+    /* the subscription connection is up with its PSUBSCRIBE's
+     * confirmation (ngx_http_pushq_redis_sub_reply) */
+
+    if (rc->pending && --rc->pending == 0 && !rc->subscriber
+        && rc->state == NGX_HTTP_PUSHQ_REDIS_CONNECTING)
+    {
+        rc->state = NGX_HTTP_PUSHQ_REDIS_UP;
+        rc->backoff = 0;
+
+        if (rc->retry.timer_set) {
+            ngx_del_timer(&rc->retry);
+        }
+
+        ngx_http_pushq_redis_check_up(rc->link);
+
+        /* named subscribers waiting on the link send their takes now */
+        ngx_http_pushq_redis_kick();
+    }
+}
+
+
+/*
+ * Every reply of the subscription connection: the PSUBSCRIBE confirmation,
+ * then one "pmessage" per publish on any server.
+ */
+
+static void
+ngx_http_pushq_redis_sub_reply(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    redisReply                   *reply = r;
+    ngx_http_pushq_redis_conn_t  *rc = privdata;
+
+    uint64_t         wakers;
+    const char      *why;
+    pushq_status_t   st;
+
+    if (reply == NULL || rc->ac != ac || ngx_http_pushq_redis_exiting) {
+        return;
+    }
+
+    if (ngx_exiting) {
+        /*
+         * a reload: the new worker 0 mirrors now, and wakes the new
+         * workers; a message this one stored first would be a duplicate
+         * to it, and so wake nobody there
+         */
+
+        rc->ac = NULL;
+        rc->state = NGX_HTTP_PUSHQ_REDIS_DOWN;
+        ac->data = NULL;
+        redisAsyncFree(ac);
+        return;
+    }
+
+    if (rc->state == NGX_HTTP_PUSHQ_REDIS_CONNECTING && rc->pending == 0) {
+        if (reply->type == REDIS_REPLY_ERROR) {
+            ngx_http_pushq_redis_down(rc, "PSUBSCRIBE refused");
+            ac->data = NULL;
+            redisAsyncFree(ac);
+            return;
+        }
+
+        rc->state = NGX_HTTP_PUSHQ_REDIS_UP;
+        rc->backoff = 0;
+
+        if (rc->retry.timer_set) {
+            ngx_del_timer(&rc->retry);
+        }
+
+        ngx_http_pushq_redis_check_up(rc->link);
+
+        /* what was published while it was down was not mirrored: named
+         * subscribers of this worker take again */
+        ngx_http_pushq_redis_kick();
+    }
+
+    if (ngx_http_pushq_worker.store == NULL) {
+        return;
+    }
+
+    wakers = 0;
+    why = NULL;
+
+    st = pushq_redis_mirror(ngx_http_pushq_worker.store, reply,
+                            pushq_now_ms(), &wakers, &why);
+
+    switch (st) {
+
+    case PUSHQ_OK:
+        break;
+
+    case PUSHQ_ENOMEM:
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "pushq: redis %s: message not mirrored: %s "
+                      "(raise pushq_shm_size)", rc->link->name,
+                      why ? why : "store full");
+        break;
+
+    default:
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "pushq: redis %s: ignored a message on the "
+                      "subscription: %s", rc->link->name,
+                      why ? why : "not ours");
+        break;
+    }
+
+    if (wakers) {
+        /* this worker's own bit writes to its own eventfd, as a publish */
+        ngx_http_pushq_wake(wakers);
+    }
+}
+
+
+/*
+ * A connection is lost (or could not be made): no command is sent on it
+ * any more; the link's outage is logged once; a retry is scheduled.
+ * The context itself is freed by hiredis (or by the caller).
+ */
+
+static void
+ngx_http_pushq_redis_down(ngx_http_pushq_redis_conn_t *rc, const char *err)
+{
+    u_char                       *p;
+    ngx_http_pushq_redis_link_t  *link;
+
+    link = rc->link;
+
+    rc->ac = NULL;
+    rc->state = NGX_HTTP_PUSHQ_REDIS_DOWN;
+    rc->pending = 0;
+
+    /* "redis: <host:port>: <why>", hiredis's "Connection refused" as
+     * "connection refused" */
+
+    p = ngx_snprintf(link->err, sizeof(link->err) - 1, "redis: %s: %s",
+                     link->name, err);
+    *p = '\0';
+
+    p = link->err + sizeof("redis: ") - 1 + ngx_strlen(link->name) + 2;
+
+    if (p + 1 < link->err + sizeof(link->err)
+        && *p >= 'A' && *p <= 'Z' && p[1] >= 'a' && p[1] <= 'z')
+    {
+        *p = (u_char) (*p - 'A' + 'a');
+    }
+
+    if (ngx_http_pushq_redis_exiting) {
+        return;
+    }
+
+    if (!link->outage) {
+        link->outage = 1;
+
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "pushq: redis %s, retrying",
+                      link->err + sizeof("redis: ") - 1);
+    }
+
+    /* the connect timeout, if it was running */
+
+    if (rc->retry.timer_set) {
+        ngx_del_timer(&rc->retry);
+    }
+
+    ngx_http_pushq_redis_schedule(rc);
+}
+
+
+static void
+ngx_http_pushq_redis_schedule(ngx_http_pushq_redis_conn_t *rc)
+{
+    if (rc->retry.timer_set || (rc->subscriber && ngx_exiting)) {
+        return;
+    }
+
+    if (rc->backoff == 0) {
+        rc->backoff = NGX_HTTP_PUSHQ_REDIS_BACKOFF_MIN;
+
+    } else {
+        rc->backoff = ngx_min(rc->backoff * 2,
+                              NGX_HTTP_PUSHQ_REDIS_BACKOFF_MAX);
+    }
+
+    ngx_http_pushq_redis_timer(rc, rc->backoff);
+}
+
+
+static void
+ngx_http_pushq_redis_timer(ngx_http_pushq_redis_conn_t *rc, ngx_msec_t ms)
+{
+    /* cancelable: it never keeps an exiting worker alive */
+
+    rc->retry.handler = ngx_http_pushq_redis_retry_handler;
+    rc->retry.data = &ngx_http_pushq_redis_dummy;
+    rc->retry.log = ngx_cycle->log;
+    rc->retry.cancelable = 1;
+
+    ngx_add_timer(&rc->retry, ms);
+}
+
+
+static void
+ngx_http_pushq_redis_retry_handler(ngx_event_t *ev)
+{
+    redisAsyncContext            *ac;
+    ngx_http_pushq_redis_conn_t  *rc;
+
+    rc = (ngx_http_pushq_redis_conn_t *)
+             ((u_char *) ev - offsetof(ngx_http_pushq_redis_conn_t, retry));
+
+    ac = rc->ac;
+
+    if (ac == NULL) {
+        ngx_http_pushq_redis_connect(rc);
+        return;
+    }
+
+    if (rc->state == NGX_HTTP_PUSHQ_REDIS_CONNECTING) {
+        /* not up in time: dropped (its callbacks see ac->data NULL) */
+
+        ngx_http_pushq_redis_down(rc, "connection or handshake timed out");
+        ac->data = NULL;
+        redisAsyncFree(ac);
+    }
+}
+
+
+/* the link is back when all its connections are */
+
+static void
+ngx_http_pushq_redis_check_up(ngx_http_pushq_redis_link_t *link)
+{
+    if (link->cmd.state != NGX_HTTP_PUSHQ_REDIS_UP
+        || (link->has_sub && link->sub.state != NGX_HTTP_PUSHQ_REDIS_UP))
+    {
+        return;
+    }
+
+    if (link->outage) {
+        link->outage = 0;
+
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "pushq: redis %s: connected again", link->name);
+
+    } else {
+        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                      "pushq: redis %s: connected", link->name);
+    }
+}
+
+
+/* --- hiredis on nginx's event loop ----------------------------------------
+ *
+ * The socket is hiredis's (it connects, reads, writes and closes it); an
+ * ngx_connection_t only puts it into nginx's event loop: ac->ev.data is
+ * that connection, and c->data the context.  Events are level triggered:
+ * hiredis reads at most 16k per call, and level-triggered epoll calls
+ * again while more is there.
+ */
+
+
+static ngx_int_t
+ngx_http_pushq_redis_attach(ngx_http_pushq_redis_conn_t *rc,
+    redisAsyncContext *ac)
+{
+    ngx_connection_t  *c;
+
+    c = ngx_get_connection(ac->c.fd, ngx_cycle->log);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->data = ac;
+    c->log = ngx_cycle->log;
+    c->read->log = ngx_cycle->log;
+    c->write->log = ngx_cycle->log;
+    c->read->handler = ngx_http_pushq_redis_event;
+    c->write->handler = ngx_http_pushq_redis_event;
+
+    /*
+     * not a client: neither worker_shutdown_timeout nor the "open socket
+     * left" check at exit touches it
+     */
+
+    c->read->channel = 1;
+    c->write->channel = 1;
+
+    ac->ev.data = c;
+    ac->ev.addRead = ngx_http_pushq_redis_add_read;
+    ac->ev.delRead = ngx_http_pushq_redis_del_read;
+    ac->ev.addWrite = ngx_http_pushq_redis_add_write;
+    ac->ev.delWrite = ngx_http_pushq_redis_del_write;
+    ac->ev.cleanup = ngx_http_pushq_redis_cleanup;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_pushq_redis_event(ngx_event_t *ev)
+{
+    ngx_connection_t  *c;
+
+    c = ev->data;
+
+    /* either may free the context and c: nothing is touched after */
+
+    if (ev->write) {
+        redisAsyncHandleWrite(c->data);
+
+    } else {
+        redisAsyncHandleRead(c->data);
+    }
+}
+
+
+static void
+ngx_http_pushq_redis_add_read(void *privdata)
+{
+    ngx_connection_t  *c = privdata;
+
+    if (!c->read->active
+        && ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                      "pushq: redis: cannot add a read event");
+    }
+}
+
+
+static void
+ngx_http_pushq_redis_del_read(void *privdata)
+{
+    ngx_connection_t  *c = privdata;
+
+    if (c->read->active) {
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT);
+    }
+}
+
+
+static void
+ngx_http_pushq_redis_add_write(void *privdata)
+{
+    ngx_connection_t  *c = privdata;
+
+    if (!c->write->active
+        && ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
+           != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                      "pushq: redis: cannot add a write event");
+    }
+}
+
+
+static void
+ngx_http_pushq_redis_del_write(void *privdata)
+{
+    ngx_connection_t  *c = privdata;
+
+    if (c->write->active) {
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
+    }
+}
+
+
+/*
+ * hiredis frees the context and then closes the socket itself: the events
+ * are dropped as ngx_close_connection() drops those of a socket about to
+ * be closed (NGX_CLOSE_EVENT: closing takes it out of epoll), and the
+ * connection is given back without closing the fd.
+ */
+
+static void
+ngx_http_pushq_redis_cleanup(void *privdata)
+{
+    ngx_connection_t  *c = privdata;
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    if (c->read->active || c->read->disabled) {
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
+    }
+
+    if (c->write->active || c->write->disabled) {
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
+    }
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    c->read->closed = 1;
+    c->write->closed = 1;
+
+    ngx_free_connection(c);
+
+    /* epoll events still queued for it in this loop are seen as stale */
+    c->fd = (ngx_socket_t) -1;
+}

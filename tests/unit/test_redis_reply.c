@@ -1,0 +1,349 @@
+/*
+ * test_redis_reply.c -- the replies of pushq_redis.h read from hand-made
+ * hiredis replies: publish ({id, epoch}), take ({newest, epoch, lost,
+ * reset, cursor, id, flags, data, ...}), errors (OOM, other, connection
+ * lost), and the mirror of a "pmessage" into a store.
+ */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "pushq_redis.h"
+#include "store_test_util.h"
+
+/* ---- building replies (freed by rfree) ---- */
+
+static redisReply *rnum(long long v)
+{
+    redisReply *r = calloc(1, sizeof(*r));
+    r->type = REDIS_REPLY_INTEGER;
+    r->integer = v;
+    return r;
+}
+
+static redisReply *rstrn(int type, const char *s, size_t n)
+{
+    redisReply *r = calloc(1, sizeof(*r));
+    r->type = type;
+    r->str = malloc(n + 1);
+    memcpy(r->str, s, n);
+    r->str[n] = '\0';
+    r->len = n;
+    return r;
+}
+
+static redisReply *rstr(const char *s)
+{
+    return rstrn(REDIS_REPLY_STRING, s, strlen(s));
+}
+
+static redisReply *rarr(size_t n, ...)
+{
+    redisReply *r = calloc(1, sizeof(*r));
+    r->type = REDIS_REPLY_ARRAY;
+    r->elements = n;
+    r->element = calloc(n ? n : 1, sizeof(*r->element));
+    va_list ap;
+    va_start(ap, n);
+    for (size_t i = 0; i < n; i++) {
+        r->element[i] = va_arg(ap, redisReply *);
+    }
+    va_end(ap);
+    return r;
+}
+
+static void rfree(redisReply *r)
+{
+    if (r == NULL) return;
+    for (size_t i = 0; i < r->elements; i++) rfree(r->element[i]);
+    free(r->element);
+    free(r->str);
+    free(r);
+}
+
+/* ---- publish ---- */
+
+static void test_redis_reply_publish_ok(void **state)
+{
+    (void) state;
+    redisReply *r = rarr(2, rnum(17), rnum(1700000000000LL));
+    uint64_t id = 0;
+    assert_int_equal(pushq_redis_reply_publish(r, &id, NULL, 0, NULL),
+                     PUSHQ_OK);
+    assert_int_equal(id, 17);
+    rfree(r);
+}
+
+static void test_redis_reply_publish_errors(void **state)
+{
+    (void) state;
+    char err[64];
+    const char *why = NULL;
+    uint64_t id = 5;
+
+    assert_int_equal(pushq_redis_reply_publish(NULL, &id, err, sizeof(err),
+                     &why), PUSHQ_ENOMEM);
+    assert_int_equal(id, 0);
+    assert_non_null(strstr(why, "connection lost"));
+
+    const char *oom = "OOM command not allowed when used memory > "
+                      "'maxmemory'.";
+    redisReply *r = rstrn(REDIS_REPLY_ERROR, oom, strlen(oom));
+    assert_int_equal(pushq_redis_reply_publish(r, &id, err, sizeof(err),
+                     &why), PUSHQ_ENOMEM);
+    assert_ptr_equal(why, err);
+    assert_int_equal(strncmp(err, "redis: OOM", 10), 0);
+    assert_true(strlen(err) < sizeof(err));
+    /* without a buffer: static text */
+    assert_int_equal(pushq_redis_reply_publish(r, &id, NULL, 0, &why),
+                     PUSHQ_ENOMEM);
+    assert_non_null(strstr(why, "OOM"));
+    rfree(r);
+
+    /* Redis < 7 wraps it in a script error */
+    const char *wrapped = "ERR Error running script (call to f_1): "
+                          "@user_script:5: OOM command not allowed";
+    r = rstrn(REDIS_REPLY_ERROR, wrapped, strlen(wrapped));
+    assert_int_equal(pushq_redis_reply_publish(r, &id, err, sizeof(err),
+                     &why), PUSHQ_ENOMEM);
+    rfree(r);
+
+    const char *nos = "NOSCRIPT No matching script.\r\nPlease use EVAL.";
+    r = rstrn(REDIS_REPLY_ERROR, nos, strlen(nos));
+    assert_int_equal(pushq_redis_reply_publish(r, &id, err, sizeof(err),
+                     &why), PUSHQ_EINTERNAL);
+    assert_non_null(strstr(why, "NOSCRIPT"));
+    assert_null(strchr(why, '\r'));
+    assert_null(strchr(why, '\n'));
+    rfree(r);
+
+    /* not what the script answers */
+    r = rstr("OK");
+    assert_int_equal(pushq_redis_reply_publish(r, &id, err, sizeof(err),
+                     &why), PUSHQ_EINTERNAL);
+    rfree(r);
+    r = rarr(2, rnum(-1), rnum(1));
+    assert_int_equal(pushq_redis_reply_publish(r, &id, err, sizeof(err),
+                     &why), PUSHQ_EINTERNAL);
+    rfree(r);
+    r = rarr(0);
+    assert_int_equal(pushq_redis_reply_publish(r, &id, err, sizeof(err),
+                     &why), PUSHQ_EINTERNAL);
+    rfree(r);
+}
+
+/* ---- take ---- */
+
+static void test_redis_reply_take_messages(void **state)
+{
+    (void) state;
+    redisReply *r = rarr(11, rnum(9), rnum(1700000000000LL), rnum(2),
+        rnum(0), rnum(8),
+        rnum(7), rnum(0), rstr("seven"),
+        rnum(8), rnum(1), rstrn(REDIS_REPLY_STRING, "e\0ght", 5));
+    st_got_t got;
+    memset(&got, 0, sizeof(got));
+    pushq_redis_take_info_t ti;
+    assert_int_equal(pushq_redis_reply_take(r, st_collect, &got, &ti, NULL,
+                                            0, NULL), PUSHQ_OK);
+    assert_int_equal(got.n, 2);
+    assert_int_equal(got.ids[0], 7);
+    assert_string_equal(got.data[0], "seven");
+    assert_int_equal(got.flags[0], 0);
+    assert_int_equal(got.ids[1], 8);
+    assert_int_equal(got.len[1], 5);
+    assert_memory_equal(got.data[1], "e\0ght", 5);
+    assert_int_equal(got.flags[1], PUSHQ_MSG_BINARY);
+    assert_int_equal(ti.count, 2);
+    assert_int_equal(ti.newest_id, 9);
+    assert_int_equal(ti.epoch, 1700000000000ULL);
+    assert_int_equal(ti.lost, 2);
+    assert_int_equal(ti.reset, 0);
+    assert_int_equal(ti.last_id, 8);
+    rfree(r);
+
+    /* nothing to take: reset and where the cursor stands */
+    r = rarr(5, rnum(4), rnum(1), rnum(0), rnum(1), rnum(3));
+    memset(&got, 0, sizeof(got));
+    assert_int_equal(pushq_redis_reply_take(r, NULL, NULL, &ti, NULL, 0,
+                                            NULL), PUSHQ_OK);
+    assert_int_equal(ti.count, 0);
+    assert_int_equal(ti.reset, 1);
+    assert_int_equal(ti.last_id, 3);
+    rfree(r);
+}
+
+/* A malformed reply hands out nothing, not even the good messages in
+ * front of the bad one. */
+static void test_redis_reply_take_malformed(void **state)
+{
+    (void) state;
+    st_got_t got;
+    pushq_redis_take_info_t ti;
+    const char *why = NULL;
+    redisReply *bad[] = {
+        rarr(4, rnum(1), rnum(1), rnum(0), rnum(0)),
+        rarr(7, rnum(1), rnum(1), rnum(0), rnum(0), rnum(0), rnum(1),
+             rnum(0)),
+        rarr(11, rnum(9), rnum(1), rnum(0), rnum(0), rnum(8),
+             rnum(7), rnum(0), rstr("ok"),
+             rnum(8), rnum(0), rnum(5)),
+        rarr(11, rnum(9), rnum(1), rnum(0), rnum(0), rnum(8),
+             rnum(8), rnum(0), rstr("ok"),
+             rnum(7), rnum(0), rstr("back")),
+        rarr(5, rnum(1), rnum(-3), rnum(0), rnum(0), rnum(0)),
+        rstr("x"),
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&got, 0, sizeof(got));
+        assert_int_equal(pushq_redis_reply_take(bad[i], st_collect, &got,
+                         &ti, NULL, 0, &why), PUSHQ_EINTERNAL);
+        assert_int_equal(got.n, 0);
+        assert_int_equal(ti.count, 0);
+        rfree(bad[i]);
+    }
+    assert_int_equal(pushq_redis_reply_take(NULL, st_collect, &got, &ti,
+                     NULL, 0, &why), PUSHQ_ENOMEM);
+    assert_non_null(strstr(why, "connection lost"));
+}
+
+/* ---- the mirror ---- */
+
+static redisReply *pmessage(const char *chan, const char *body, size_t n)
+{
+    return rarr(4, rstr("pmessage"), rstr("pushq:m:*"), rstr(chan),
+                rstrn(REDIS_REPLY_STRING, body, n));
+}
+
+static void test_redis_mirror_stores_and_wakes(void **state)
+{
+    (void) state;
+    st_fixture_t *f = st_fixture_new(1u << 20);
+    assert_non_null(f);
+    pushq_sub_t sub;
+    assert_int_equal(st_open(f, &sub, "room", NULL, -1, 1), PUSHQ_OK);
+
+    /* the subscribe confirmation: OK, nobody to wake */
+    redisReply *r = rarr(3, rstr("psubscribe"), rstr("pushq:m:*"), rnum(1));
+    uint64_t w = 99;
+    assert_int_equal(pushq_redis_mirror(f->s, r, 1, &w, NULL), PUSHQ_OK);
+    assert_int_equal(w, 0);
+    rfree(r);
+
+    static const char b1[] = "1700000000000 1 0 2 100 60000\nhello";
+    r = pmessage("pushq:m:room", b1, sizeof(b1) - 1);
+    assert_int_equal(pushq_redis_mirror(f->s, r, 1, &w, NULL), PUSHQ_OK);
+    assert_int_equal(w, 1);
+    /* heard twice: a duplicate, nobody woken */
+    assert_int_equal(pushq_redis_mirror(f->s, r, 1, &w, NULL), PUSHQ_OK);
+    assert_int_equal(w, 0);
+    rfree(r);
+
+    static const char b2[] = "1700000000000 2 1 2 100 60000\n\0\1\2";
+    r = pmessage("pushq:m:room", b2, sizeof(b2) - 1);
+    assert_int_equal(pushq_redis_mirror(f->s, r, 1, &w, NULL), PUSHQ_OK);
+    rfree(r);
+    /* buffer 2 from the header trims */
+    static const char b3[] = "1700000000000 3 0 2 100 60000\n";
+    r = pmessage("pushq:m:room", b3, sizeof(b3) - 1);
+    assert_int_equal(pushq_redis_mirror(f->s, r, 1, &w, NULL), PUSHQ_OK);
+    rfree(r);
+
+    st_got_t got;
+    pushq_fetch_info_t fi;
+    assert_int_equal(st_fetch(f, &sub, 10, 1, &got, &fi), PUSHQ_OK);
+    assert_int_equal(fi.lost, 1);
+    assert_int_equal(got.n, 2);
+    assert_int_equal(got.ids[0], 2);
+    assert_int_equal(got.flags[0], PUSHQ_MSG_BINARY);
+    assert_int_equal(got.len[0], 3);
+    assert_memory_equal(got.data[0], "\0\1\2", 3);
+    assert_int_equal(got.ids[1], 3);
+    assert_int_equal(got.len[1], 0);
+
+    /* message_ttl from the header: expired after 60 s */
+    pushq_channel_stats_t cs;
+    assert_int_equal(pushq_store_channel_stats(f->s, "room", 4, 60002, &cs),
+                     PUSHQ_OK);
+    assert_int_equal(cs.messages, 0);
+
+    /* a new epoch restarts the local channel */
+    static const char b4[] = "1700000009999 1 0 2 100 60000\nnew";
+    r = pmessage("pushq:m:room", b4, sizeof(b4) - 1);
+    assert_int_equal(pushq_redis_mirror(f->s, r, 1, &w, NULL), PUSHQ_OK);
+    assert_int_equal(w, 1);
+    rfree(r);
+    assert_int_equal(st_fetch(f, &sub, 10, 1, &got, &fi), PUSHQ_OK);
+    assert_int_equal(got.n, 1);
+    assert_string_equal(got.data[0], "new");
+    pushq_sub_close(f->s, &sub, 1);
+    st_fixture_free(f);
+}
+
+static void test_redis_mirror_refuses_what_is_not_ours(void **state)
+{
+    (void) state;
+    st_fixture_t *f = st_fixture_new(1u << 20);
+    assert_non_null(f);
+    const char *why = NULL;
+    uint64_t w = 9;
+    const char *bodies[] = {
+        "1 0 0 2 100 60000\nzero id",
+        "1 1 0 2 100\nshort",
+        "1 1 0 2 100 60000 nonl",
+        "x 1 0 2 100 60000\nx",
+        "1 1 0 99999999999 100 60000\nbuffer",
+        "",
+    };
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        redisReply *r = pmessage("pushq:m:ch", bodies[i], strlen(bodies[i]));
+        assert_int_equal(pushq_redis_mirror(f->s, r, 1, &w, &why),
+                         PUSHQ_EBADARG);
+        assert_int_equal(w, 0);
+        assert_non_null(why);
+        rfree(r);
+    }
+    const char *good = "1 1 0 2 100 60000\nok";
+    redisReply *others[] = {
+        pmessage("other:m:ch", good, strlen(good)),
+        pmessage("pushq:m:bad chan", good, strlen(good)),
+        pmessage("pushq:m:", good, strlen(good)),
+        rarr(3, rstr("message"), rstr("pushq:m:ch"), rstr(good)),
+        rarr(2, rstr("pmessage"), rstr("x")),
+        rstr("pmessage"),
+        rnum(1),
+    };
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        assert_int_equal(pushq_redis_mirror(f->s, others[i], 1, &w, &why),
+                         PUSHQ_EBADARG);
+        rfree(others[i]);
+    }
+    assert_int_equal(pushq_redis_mirror(f->s, NULL, 1, &w, &why),
+                     PUSHQ_EBADARG);
+    pushq_channel_stats_t cs;
+    assert_int_equal(pushq_store_channel_stats(f->s, "ch", 2, 1, &cs),
+                     PUSHQ_ENOTFOUND);
+    st_fixture_free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_redis_reply_publish_ok),
+        cmocka_unit_test(test_redis_reply_publish_errors),
+        cmocka_unit_test(test_redis_reply_take_messages),
+        cmocka_unit_test(test_redis_reply_take_malformed),
+        cmocka_unit_test(test_redis_mirror_stores_and_wakes),
+        cmocka_unit_test(test_redis_mirror_refuses_what_is_not_ours),
+    };
+    return cmocka_run_group_tests_name("redis_reply", tests, NULL, NULL);
+}
