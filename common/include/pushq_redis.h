@@ -177,6 +177,67 @@ PUSHQ_API pushq_status_t pushq_redis_mirror(pushq_store_t *s,
     const struct redisReply *reply, uint64_t now_ms, uint64_t *wakers,
     const char **why);
 
+
+/* --- Catching the mirror up ----------------------------------------------
+ *
+ * The subscription connection hears every publish, but not while it is
+ * down (Redis restarting, a network cut) or not yet up (a server that
+ * starts late): a message published then reaches this server's mirror
+ * only by reading the stream.  So the adapter:
+ *  - mirrors each heard message with pushq_redis_mirror_heard, which
+ *    stores it only when it is the channel's next id (or a duplicate, which
+ *    it ignores) and otherwise reports a gap, storing nothing;
+ *  - for a gap, reads the stream after the local newest id
+ *    (pushq_redis_cmd_range on a command connection) and mirrors the
+ *    reply in order (pushq_redis_reply_range).  At most one read in flight
+ *    per channel: a gap heard meanwhile only marks the channel to be read
+ *    again once the reply has been mirrored (or when *more says so);
+ *  - when the subscription is confirmed (first connect and every
+ *    reconnect), reads the same way every local channel that came from
+ *    Redis (pushq_store_redis_channels).
+ * Messages trimmed from the stream before they were read are the only
+ * ones the mirror then misses (its readers count them lost).
+ */
+
+typedef struct {
+    char      chan[PUSHQ_NAME_MAX];
+    size_t    chan_len;         /* 0: no gap                              */
+    uint64_t  after_id;         /* read the stream after this id (0 when
+                                   the channel began a new life in Redis) */
+} pushq_redis_gap_t;
+
+/* As pushq_redis_mirror, except that a heard message that is not the
+ * channel's next id (id > newest + 1, or id > 1 in a new epoch) is not
+ * stored: gap->chan/chan_len/after_id say what to read instead (else
+ * gap->chan_len is 0). */
+PUSHQ_API pushq_status_t pushq_redis_mirror_heard(pushq_store_t *s,
+    const struct redisReply *reply, uint64_t now_ms, uint64_t *wakers,
+    pushq_redis_gap_t *gap, const char **why);
+
+/* Reads up to max_msgs stream entries of chan with id > after_id, with the
+ * channel's newest id and epoch (a script: one round trip). */
+PUSHQ_API void pushq_redis_cmd_range(pushq_redis_cmd_t *cmd,
+    const char *chan, size_t chan_len, uint64_t after_id, size_t max_msgs);
+
+/* Mirrors a range reply into the store, in id order, with
+ * pushq_store_mirror (a new epoch restarts the local channel; ids missing
+ * from the stream because they were trimmed become a gap, i.e. lost);
+ * the wakers to wake in *wakers; *more non-zero when Redis holds newer
+ * ids than the reply carried (read again after the new local newest id).
+ * Errors as pushq_redis_reply_publish (why only: static text). */
+PUSHQ_API pushq_status_t pushq_redis_reply_range(pushq_store_t *s,
+    const char *chan, size_t chan_len, const struct redisReply *reply,
+    uint64_t now_ms, uint64_t *wakers, int *more, const char **why);
+
+/* Calls cb for every channel of the store that came from Redis (mirrored
+ * at least once, epoch != 0) and still has open subscribers, with its
+ * local newest id.  The store is locked during the walk: cb must copy and
+ * must not call the store.  Returns how many. */
+typedef void (*pushq_redis_chan_cb)(void *ctx, const char *chan,
+    size_t chan_len, uint64_t newest_id);
+PUSHQ_API size_t pushq_store_redis_channels(pushq_store_t *s,
+    pushq_redis_chan_cb cb, void *ctx);
+
 #ifdef __cplusplus
 }
 #endif
