@@ -17,8 +17,11 @@
  *                         publishes; epoch changes when the channel was
  *                         forgotten and began again at id 1
  *   pushq:{<ch>}:log      stream, entry id "0-<id>", fields t (publish ms,
- *                         Redis TIME), f (flags), d (payload); trimmed to
- *                         the publisher's `buffer` messages
+ *                         Redis TIME), f (flags), d (payload), e (expiry
+ *                         ms, 0 = none), b and y (the publisher's buffer
+ *                         and buffer_bytes, for range reads; absent in
+ *                         older entries); trimmed to the publisher's
+ *                         `buffer` messages
  *   pushq:{<ch>}:n:<name> string: the named client's cursor (last id
  *                         delivered), expiring client_ttl after its last use
  *   both expire message_ttl + client_ttl after the channel's last publish.
@@ -89,7 +92,7 @@ typedef struct {
     char         buf[1024];
 } pushq_redis_cmd_t;
 
-#define PUSHQ_REDIS_SCRIPTS  2      /* publish, take */
+#define PUSHQ_REDIS_SCRIPTS  3      /* publish, take, range */
 
 /* SCRIPT LOAD <script i>, for i in 0 .. PUSHQ_REDIS_SCRIPTS-1. */
 PUSHQ_API void pushq_redis_cmd_script_load(pushq_redis_cmd_t *cmd,

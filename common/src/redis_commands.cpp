@@ -1,7 +1,7 @@
 /*
  * redis_commands.cpp -- the commands of pushq_redis.h as argv for hiredis:
- * SCRIPT LOAD, AUTH, SELECT, PSUBSCRIBE, and EVALSHA of the publish and
- * take scripts (redis_scripts.cpp) with their keys:
+ * SCRIPT LOAD, AUTH, SELECT, PSUBSCRIBE, and EVALSHA of the publish, take
+ * and range scripts (redis_scripts.cpp) with their keys:
  *   pushq:{<ch>}:seq, pushq:{<ch>}:log, pushq:{<ch>}:n:<name>
  * ({<ch>} is a Redis Cluster hash tag: one channel's keys live together).
  * Strings the command needs are copied into cmd->buf; a payload is
@@ -281,6 +281,29 @@ PUSHQ_API pushq_status_t pushq_redis_cmd_take(pushq_redis_cmd_t *cmd,
         return too_long(cmd, why);
     }
     return PUSHQ_OK;
+}
+
+PUSHQ_API void pushq_redis_cmd_range(pushq_redis_cmd_t *cmd,
+    const char *chan, size_t chan_len, uint64_t after_id, size_t max_msgs)
+{
+    if (cmd == nullptr) {
+        return;
+    }
+    cmd->argc = 0;
+    if (!chan_ok(chan, chan_len, nullptr)) {
+        return;                 /* argc 0: nothing to send */
+    }
+    std::string_view ch(chan, chan_len);
+    argv_builder b(cmd);
+    b.evalsha(pushq::redis_script_range);
+    b.ref("2");
+    b.key(ch, "seq");
+    b.key(ch, "log");
+    b.u64(after_id);
+    b.u64(max_msgs != 0 ? max_msgs : 1);
+    if (!b.ok()) {
+        cmd->argc = 0;
+    }
 }
 
 } // extern "C"

@@ -9,6 +9,10 @@
  * followed by the payload bytes.  The header carries the publisher's
  * limits, so every server's mirror trims and expires as the publisher's
  * location says.
+ *
+ * pushq_redis_mirror_heard is the same, except that a message that is not
+ * the channel's next id is not stored: it reports the gap, which the
+ * adapter fills by reading the stream (redis_range.cpp).
  */
 
 #include <cstring>
@@ -17,6 +21,7 @@
 #include "pushq_redis.h"
 #include "args.hpp"
 #include "redis_replies.hpp"
+#include "store.hpp"
 
 namespace {
 
@@ -35,13 +40,21 @@ bool space(std::string_view *s) noexcept
     return true;
 }
 
-} // namespace
+/* A pmessage of ours, parsed. */
+struct heard {
+    std::string_view chan;
+    std::string_view data;
+    uint64_t epoch = 0, id = 0, flags = 0;
+    pushq_limits_t lim;
+};
 
-extern "C" PUSHQ_API pushq_status_t pushq_redis_mirror(pushq_store_t *s,
-    const struct redisReply *reply, uint64_t now_ms, uint64_t *wakers,
-    const char **why)
+/* PUSHQ_OK with *is_msg false for a subscription confirmation; PUSHQ_OK
+ * with *is_msg true and *h filled for one of our messages; PUSHQ_EBADARG
+ * for anything else. */
+pushq_status_t parse_heard(const redisReply *reply, heard *h, bool *is_msg,
+    const char **why) noexcept
 {
-    if (wakers != nullptr) *wakers = 0;
+    *is_msg = false;
     if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY ||
         reply->elements < 3)
     {
@@ -86,19 +99,77 @@ extern "C" PUSHQ_API pushq_status_t pushq_redis_mirror(pushq_store_t *s,
     }
     body.remove_prefix(1);
 
-    pushq_limits_t lim;
-    pushq_limits_default(&lim);
-    lim.buffer = static_cast<uint32_t>(buffer);
-    lim.buffer_bytes = bytes;
-    lim.message_ttl_ms = ttl;
-    lim.max_message_size = UINT64_MAX;
+    h->chan = chan;
+    h->data = body;
+    h->epoch = epoch;
+    h->id = id;
+    h->flags = flags;
+    pushq_limits_default(&h->lim);
+    h->lim.buffer = static_cast<uint32_t>(buffer);
+    h->lim.buffer_bytes = bytes;
+    h->lim.message_ttl_ms = ttl;
+    h->lim.max_message_size = UINT64_MAX;
+    *is_msg = true;
+    return PUSHQ_OK;
+}
 
+pushq_status_t mirror_one(pushq_store_t *s, const redisReply *reply,
+    uint64_t now_ms, uint64_t *wakers, pushq::mirror_opts *opt,
+    const char **why) noexcept
+{
+    if (wakers != nullptr) *wakers = 0;
+    heard h;
+    bool is_msg = false;
+    pushq_status_t st = parse_heard(reply, &h, &is_msg, why);
+    if (st != PUSHQ_OK || !is_msg) {
+        return st;
+    }
     pushq_publish_result_t r;
-    pushq_status_t st = pushq_store_mirror(s, chan.data(), chan.size(), epoch,
-        id, body.data(), body.size(), static_cast<unsigned>(flags), &lim,
-        now_ms, &r, why);
+    st = pushq::store_mirror_ex(s, h.chan.data(), h.chan.size(), h.epoch,
+        h.id, h.data.data(), h.data.size(), static_cast<unsigned>(h.flags),
+        &h.lim, now_ms, &r, opt, why);
     if (st == PUSHQ_OK && wakers != nullptr) {
         *wakers = r.wakers;
     }
     return st;
 }
+
+} // namespace
+
+extern "C" {
+
+PUSHQ_API pushq_status_t pushq_redis_mirror(pushq_store_t *s,
+    const struct redisReply *reply, uint64_t now_ms, uint64_t *wakers,
+    const char **why)
+{
+    return mirror_one(s, reply, now_ms, wakers, nullptr, why);
+}
+
+PUSHQ_API pushq_status_t pushq_redis_mirror_heard(pushq_store_t *s,
+    const struct redisReply *reply, uint64_t now_ms, uint64_t *wakers,
+    pushq_redis_gap_t *gap, const char **why)
+{
+    if (gap != nullptr) {
+        gap->chan_len = 0;
+        gap->chan[0] = '\0';
+        gap->after_id = 0;
+    }
+    pushq::mirror_opts opt;
+    opt.next_only = true;
+    pushq_status_t st = mirror_one(s, reply, now_ms, wakers, &opt, why);
+    if (st == PUSHQ_OK && opt.gap && gap != nullptr) {
+        /* the channel name was checked (1..PUSHQ_NAME_MAX bytes) */
+        std::string_view chan;
+        pushq::reply_str(reply->element[2], &chan);
+        chan.remove_prefix(sizeof("pushq:m:") - 1);
+        std::memcpy(gap->chan, chan.data(), chan.size());
+        if (chan.size() < sizeof(gap->chan)) {
+            gap->chan[chan.size()] = '\0';
+        }
+        gap->chan_len = chan.size();
+        gap->after_id = opt.gap_after;
+    }
+    return st;
+}
+
+} // extern "C"

@@ -13,8 +13,10 @@
  *         message_ttl_ms (0 = no age limit), keys' expiry ms (0 = none)
  *   HINCRBY gives the id; 1 means a new life (the key was missing):
  *   the epoch is set to TIME in ms and any stale log is deleted.  XADD
- *   "0-<id>" with fields t (TIME ms), f (flags), d (payload) and e (when
- *   the message expires, ms; 0 = never), trimmed to `buffer` entries; both
+ *   "0-<id>" with fields t (TIME ms), f (flags), e (when the message
+ *   expires, ms; 0 = never), b (buffer), y (buffer_bytes: the publisher's
+ *   limits, for the mirror's range reads) and d (payload), trimmed to
+ *   `buffer` entries; both
  *   keys' expiry refreshed; PUBLISH on pushq:m:<channel> of the header
  *   "<epoch> <id> <flags> <buffer> <buffer_bytes> <message_ttl_ms>\n" and
  *   the payload.  Returns {id, epoch}.
@@ -32,6 +34,18 @@
  *   max_bytes of payload (at least one); stores the name's cursor.
  *   Returns {newest, epoch, lost, reset, cursor after,
  *            id1, flags1, data1, id2, ...}.
+ *
+ * range (the mirror catching up, pushq_redis_cmd_range)
+ *   KEYS  seq, log
+ *   ARGV  after_id, max_msgs (>= 1)
+ *   Reads the entries with id > after_id, skipping the expired ones at
+ *   the front (as take does: the reader counts them lost), up to max_msgs.
+ *   more = 1 when the last entry returned is below the newest id.
+ *   Returns {newest, epoch, now ms (TIME), more, after_id,
+ *            id1, flags1, data1, time1, expiry1, buffer1, buffer_bytes1,
+ *            id2, ...}
+ *   (time: publish ms; expiry: ms, 0 = never; buffer and buffer_bytes ""
+ *   for an entry written before they were).
  */
 
 #include "redis_scripts.hpp"
@@ -60,7 +74,7 @@ local ex = 0
 if ttl > 0 then ex = ms + ttl end
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], string.format('0-%d', id),
   't', string.format('%d', ms), 'f', ARGV[3], 'e', string.format('%d', ex),
-  'd', ARGV[2])
+  'b', ARGV[4], 'y', ARGV[5], 'd', ARGV[2])
 local keep = tonumber(ARGV[7]) or 0
 if keep > 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[7])
@@ -172,6 +186,66 @@ for i = 1, #out do res[#res + 1] = out[i] end
 return res
 )LUA";
 
+constexpr std::string_view range_lua = R"LUA(
+local h = redis.call('HMGET', KEYS[1], 'seq', 'epoch')
+local newest = tonumber(h[1]) or 0
+local epoch = tonumber(h[2]) or 0
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local after = tonumber(ARGV[1]) or 0
+local maxn = tonumber(ARGV[2]) or 1
+if maxn < 1 then maxn = 1 end
+local out = {}
+local n, last = 0, after
+local start = after
+local done = false
+while not done do
+  local count = maxn - n
+  if n == 0 and count < 100 then count = 100 end
+  local r = redis.call('XRANGE', KEYS[2], string.format('(0-%d', start), '+',
+                       'COUNT', count)
+  if #r == 0 then break end
+  for i = 1, #r do
+    local id = tonumber(string.sub(r[i][1], 3))
+    local fl = r[i][2]
+    local f, d, t, e, b, y = 0, '', 0, 0, '', ''
+    for k = 1, #fl, 2 do
+      local key = fl[k]
+      if key == 'd' then d = fl[k + 1]
+      elseif key == 'f' then f = tonumber(fl[k + 1]) or 0
+      elseif key == 't' then t = tonumber(fl[k + 1]) or 0
+      elseif key == 'e' then e = tonumber(fl[k + 1]) or 0
+      elseif key == 'b' then b = fl[k + 1]
+      elseif key == 'y' then y = fl[k + 1] end
+    end
+    start = id
+    if n == 0 and e > 0 and e <= ms then
+      -- expired, nothing older returned: skipped (the reader's lost)
+    else
+      if n >= maxn then
+        done = true
+        break
+      end
+      out[#out + 1] = id
+      out[#out + 1] = f
+      out[#out + 1] = d
+      out[#out + 1] = t
+      out[#out + 1] = e
+      out[#out + 1] = b
+      out[#out + 1] = y
+      n = n + 1
+      last = id
+    end
+  end
+  if n >= maxn then done = true end
+end
+local more = 0
+if n >= maxn and last < newest then more = 1 end
+local res = {newest, epoch, ms, more, after}
+for i = 1, #out do res[#res + 1] = out[i] end
+return res
+)LUA";
+
 } // namespace
 
 std::string_view redis_script_text(unsigned i) noexcept
@@ -181,6 +255,8 @@ std::string_view redis_script_text(unsigned i) noexcept
         return publish_lua;
     case redis_script_take:
         return take_lua;
+    case redis_script_range:
+        return range_lua;
     default:
         return {};
     }

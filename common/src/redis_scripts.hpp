@@ -1,7 +1,8 @@
 /*
  * redis_scripts.hpp -- the Lua scripts Redis runs for pushq (pushq_redis.h):
  * "publish" gives the id and fans the message out, "take" reads after a
- * cursor and moves a named cursor, each atomically.  Their text, and the
+ * cursor and moves a named cursor, "range" reads the stream for the
+ * mirror, each atomically.  Their text, and the
  * SHA-1 that EVALSHA names them by.
  */
 
@@ -16,7 +17,8 @@ namespace pushq {
 enum redis_script : unsigned {
     redis_script_publish = 0,
     redis_script_take = 1,
-    redis_script_count = 2
+    redis_script_range = 2,
+    redis_script_count = 3
 };
 
 /* The script's Lua text (empty for i >= redis_script_count). */

@@ -25,10 +25,27 @@
 #include <cstdint>
 
 #include "pushq.h"
+#include "pushq_redis.h"
 #include "arena.hpp"
 #include "store_layout.hpp"
 
 namespace pushq {
+
+/* Redis catch-up (pushq_redis_mirror_heard, pushq_redis_reply_range):
+ * what store::mirror does beyond pushq_store_mirror. */
+struct mirror_opts {
+    /* in: store only the channel's next id; a later id (id > newest + 1,
+     * or id > 1 in a new epoch) stores nothing and is reported as a gap.
+     * A channel's first mirrored message is stored as usual. */
+    bool      next_only = false;
+    /* in: the message's expiry in local ms (0 = never) instead of now +
+     * lim->message_ttl_ms (a range read knows when it expires). */
+    bool      has_expiry = false;
+    uint64_t  expires_ms = 0;
+    /* out (next_only): a gap; read the stream after gap_after */
+    bool      gap = false;
+    uint64_t  gap_after = 0;
+};
 
 class store {
 public:
@@ -122,7 +139,16 @@ public:
     pushq_status_t mirror(const char *chan, size_t chan_len,
         uint64_t epoch, uint64_t id, const void *msg, size_t len,
         unsigned flags, const pushq_limits_t *lim, uint64_t now_ms,
-        pushq_publish_result_t *out, const char **why) noexcept;
+        pushq_publish_result_t *out, const char **why,
+        mirror_opts *opt = nullptr) noexcept;
+    /* Redis catch-up (store_mirror.cpp): when the local channel mirrors
+     * another epoch than `epoch` (both non-zero), begins its new life now
+     * (newest id 0, buffered messages dropped) and returns true with the
+     * channel's wakers in *wakers. */
+    bool mirror_restart(const char *chan, size_t chan_len, uint64_t epoch,
+        uint64_t *wakers) noexcept;
+    /* pushq_store_redis_channels (store_mirror.cpp). */
+    size_t redis_channels(pushq_redis_chan_cb cb, void *ctx) noexcept;
     pushq_status_t register_owner(int32_t pid, uint32_t waker,
         uint32_t *owner, const char **why) noexcept;
     uint32_t reap_owners(uint64_t now_ms) noexcept;
@@ -172,6 +198,17 @@ private:
     char          *base_;
     class arena    arena_;
 };
+
+/* Entry points for the Redis code (redis_mirror.cpp, redis_range.cpp),
+ * guarded like the extern "C" ones (store_api.cpp). */
+pushq_status_t store_mirror_ex(pushq_store_t *s, const char *chan,
+    size_t chan_len, uint64_t epoch, uint64_t id, const void *msg,
+    size_t len, unsigned flags, const pushq_limits_t *lim, uint64_t now_ms,
+    pushq_publish_result_t *out, mirror_opts *opt, const char **why)
+    noexcept;
+/* store::mirror_restart; false also when s is not a store. */
+bool store_mirror_restart(pushq_store_t *s, const char *chan,
+    size_t chan_len, uint64_t epoch, uint64_t *wakers) noexcept;
 
 /* RAII lock for the entry points. */
 class store_guard {

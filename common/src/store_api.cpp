@@ -40,7 +40,56 @@ bool usable(pushq_store_t *s) noexcept
 
 } // namespace
 
+namespace pushq {
+
+pushq_status_t store_mirror_ex(pushq_store_t *s, const char *chan,
+    size_t chan_len, uint64_t epoch, uint64_t id, const void *msg,
+    size_t len, unsigned flags, const pushq_limits_t *lim, uint64_t now_ms,
+    pushq_publish_result_t *out, mirror_opts *opt, const char **why)
+    noexcept
+{
+    if (out) std::memset(out, 0, sizeof(*out));
+    return guarded(why, [&]() -> pushq_status_t {
+        if (!usable(s)) {
+            if (why) *why = "store: not initialised";
+            return PUSHQ_EBADARG;
+        }
+        return store(store::header(s)).mirror(chan, chan_len, epoch, id,
+            msg, len, flags, lim, now_ms, out, why, opt);
+    });
+}
+
+bool store_mirror_restart(pushq_store_t *s, const char *chan,
+    size_t chan_len, uint64_t epoch, uint64_t *wakers) noexcept
+{
+    if (wakers) *wakers = 0;
+    if (!usable(s)) {
+        return false;
+    }
+    try {
+        return store(store::header(s)).mirror_restart(chan, chan_len, epoch,
+                                                      wakers);
+    } catch (...) {
+        return false;
+    }
+}
+
+} // namespace pushq
+
 extern "C" {
+
+PUSHQ_API size_t pushq_store_redis_channels(pushq_store_t *s,
+    pushq_redis_chan_cb cb, void *ctx)
+{
+    if (!usable(s)) {
+        return 0;
+    }
+    try {
+        return store(store::header(s)).redis_channels(cb, ctx);
+    } catch (...) {
+        return 0;
+    }
+}
 
 PUSHQ_API size_t pushq_store_min_size(void)
 {

@@ -21,12 +21,21 @@
  * published before this server knew the channel, they are not "lost" to
  * anyone here (positions below life_start_ are raised to it), and a
  * position above it (pushq_sub_open_at after a take) still holds.
+ *
+ * Catching up (pushq_redis.h): with mirror_opts::next_only a message that
+ * is not the next id (nor a duplicate, nor a channel's first) is not
+ * stored but reported as a gap, for the adapter to read the stream
+ * instead; a range read stores each entry with its own expiry; and
+ * mirror_restart begins a new life before a range read of a new epoch is
+ * mirrored.  redis_channels lists the channels to read on a reconnect.
  */
 
 #include "store.hpp"
 
 #include <atomic>
 #include <cstring>
+
+#include "wait_word.hpp"
 
 namespace pushq {
 
@@ -71,8 +80,12 @@ void store::skip_to(channel_rec *c, uint64_t next) noexcept
 pushq_status_t store::mirror(const char *chan, size_t chan_len,
     uint64_t epoch, uint64_t id, const void *msg, size_t len,
     unsigned flags, const pushq_limits_t *lim, uint64_t now_ms,
-    pushq_publish_result_t *out, const char **why) noexcept
+    pushq_publish_result_t *out, const char **why, mirror_opts *opt) noexcept
 {
+    if (opt != nullptr) {
+        opt->gap = false;
+        opt->gap_after = 0;
+    }
     if (chan == nullptr || chan_len == 0 || chan_len > PUSHQ_NAME_MAX) {
         if (why) *why = "channel: must be 1-64 bytes of [A-Za-z0-9_.:-]";
         return PUSHQ_EBADARG;
@@ -153,6 +166,23 @@ pushq_status_t store::mirror(const char *chan, size_t chan_len,
             }
             return PUSHQ_OK;
         }
+        if (opt != nullptr && opt->next_only && !first_life &&
+            (renew ? id > 1 : id > last + 1))
+        {
+            /* heard past a gap: store nothing, say what to read */
+            opt->gap = true;
+            opt->gap_after = renew ? 0 : last;
+            if (created) {
+                forget_channel(c);
+            }
+            if (out != nullptr) {
+                out->id = 0;
+                out->subscribers = created ? 0
+                                   : static_cast<uint32_t>(c->subs_);
+                out->wakers = 0;
+            }
+            return PUSHQ_OK;
+        }
         /* after the new life or the jump, the log is empty */
         bool emptied = renew || first_life || id > last + 1;
         uint64_t count_after = emptied ? 0 : c->count_;
@@ -193,8 +223,12 @@ pushq_status_t store::mirror(const char *chan, size_t chan_len,
         m->len_ = len;
         m->flags_ = flags & PUSHQ_MSG_BINARY;
         m->pad_ = 0;
-        m->expires_ms_ = lim->message_ttl_ms != 0
-                         ? add_ms(now_ms, lim->message_ttl_ms) : 0;
+        if (opt != nullptr && opt->has_expiry) {
+            m->expires_ms_ = opt->expires_ms;
+        } else {
+            m->expires_ms_ = lim->message_ttl_ms != 0
+                             ? add_ms(now_ms, lim->message_ttl_ms) : 0;
+        }
         if (len != 0) {
             std::memcpy(m->data(), msg, len);
         }
@@ -209,6 +243,56 @@ pushq_status_t store::mirror(const char *chan, size_t chan_len,
 
     if (why) *why = "store: out of memory (raise pushq_shm_size / store_size)";
     return PUSHQ_ENOMEM;
+}
+
+bool store::mirror_restart(const char *chan, size_t chan_len,
+    uint64_t epoch, uint64_t *wakers) noexcept
+{
+    if (wakers != nullptr) *wakers = 0;
+    if (chan == nullptr || chan_len == 0 || chan_len > PUSHQ_NAME_MAX ||
+        epoch == 0)
+    {
+        return false;
+    }
+    store_guard g(*this);
+    if (!g.ok()) {
+        return false;
+    }
+    channel_rec *c = find_channel(chan, chan_len, hash_name(chan, chan_len));
+    if (c == nullptr || c->epoch_ == 0 || c->epoch_ == epoch) {
+        return false;
+    }
+    mutation mu(*this);
+    c->epoch_ = epoch;
+    begin_life(c, 0, true);
+    /* wake the readers: their positions belong to the old life */
+    c->seq_.fetch_add(1);
+    if (c->waiters_.load() != 0) {
+        wait_word::wake_all(&c->seq_);
+    }
+    if (wakers != nullptr) *wakers = c->wakers_;
+    return true;
+}
+
+size_t store::redis_channels(pushq_redis_chan_cb cb, void *ctx) noexcept
+{
+    store_guard g(*this);
+    if (!g.ok()) {
+        return 0;
+    }
+    size_t n = 0;
+    for (uint64_t o = h_->chan_list_; o != 0; o = at<channel_rec>(o)->next_) {
+        channel_rec *c = at<channel_rec>(o);
+        if (c->epoch_ == 0 || c->subs_ == 0) {
+            continue;
+        }
+        if (cb != nullptr) {
+            cb(ctx, c->name_, c->name_len_,
+               c->last_id_.load(std::memory_order_relaxed));
+        }
+        n++;
+    }
+    return n;
 }
 
 } // namespace pushq

@@ -243,9 +243,66 @@ static void test_redis_cmd_take(void **state)
     assert_non_null(strstr(why, "channel"));
 }
 
+/* The range read: its own script, the channel's two keys, after and
+ * max_msgs (0 taken as 1); a bad channel gives no command. */
+static void test_redis_cmd_range(void **state)
+{
+    (void) state;
+    pushq_redis_cmd_t c;
+    char shas[PUSHQ_REDIS_SCRIPTS][41];
+    pushq_limits_t l;
+    lim_default(&l);
+    assert_int_equal(pushq_redis_cmd_publish(&c, "c", 1, "x", 1, 0, &l,
+                                             NULL), PUSHQ_OK);
+    snprintf(shas[0], 41, "%s", arg(&c, 1));
+    pushq_redis_take_t t;
+    memset(&t, 0, sizeof(t));
+    t.chan = "c";
+    t.chan_len = 1;
+    t.max_msgs = 1;
+    assert_int_equal(pushq_redis_cmd_take(&c, &t, &l, NULL), PUSHQ_OK);
+    snprintf(shas[1], 41, "%s", arg(&c, 1));
+
+    pushq_redis_cmd_range(&c, "room:1", 6, 18446744073709551615ULL, 500);
+    assert_int_equal(c.argc, 7);
+    assert_string_equal(arg(&c, 0), "EVALSHA");
+    assert_true(is_hex40(&c, 1));
+    snprintf(shas[2], 41, "%s", arg(&c, 1));
+    assert_string_not_equal(shas[2], shas[0]);
+    assert_string_not_equal(shas[2], shas[1]);
+    assert_string_equal(arg(&c, 2), "2");
+    assert_string_equal(arg(&c, 3), "pushq:{room:1}:seq");
+    assert_string_equal(arg(&c, 4), "pushq:{room:1}:log");
+    assert_string_equal(arg(&c, 5), "18446744073709551615");
+    assert_string_equal(arg(&c, 6), "500");
+
+    /* the script loaded as number 2 is the one named */
+    pushq_redis_cmd_script_load(&c, 2);
+    assert_int_equal(c.argc, 3);
+    assert_non_null(strstr(arg(&c, 2), "XRANGE"));
+
+    pushq_redis_cmd_range(&c, "ch", 2, 0, 0);
+    assert_int_equal(c.argc, 7);
+    assert_string_equal(arg(&c, 5), "0");
+    assert_string_equal(arg(&c, 6), "1");
+
+    pushq_redis_cmd_range(&c, "bad chan", 8, 1, 1);
+    assert_int_equal(c.argc, 0);
+    pushq_redis_cmd_range(&c, NULL, 0, 1, 1);
+    assert_int_equal(c.argc, 0);
+    char c65[65];
+    memset(c65, 'c', sizeof(c65));
+    pushq_redis_cmd_range(&c, c65, 65, 1, 1);
+    assert_int_equal(c.argc, 0);
+    pushq_redis_cmd_range(&c, c65, 64, 1, 1);
+    assert_int_equal(c.argc, 7);
+    pushq_redis_cmd_range(NULL, "c", 1, 1, 1);     /* no crash */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_redis_cmd_range),
         cmocka_unit_test(test_redis_cmd_script_load),
         cmocka_unit_test(test_redis_cmd_auth_select_subscribe),
         cmocka_unit_test(test_redis_cmd_publish),

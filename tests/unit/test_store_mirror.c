@@ -2,7 +2,8 @@
  * test_store_mirror.c -- Redis mode in the store (pushq.h): messages stored
  * under the ids Redis gave them (pushq_store_mirror: next, duplicate, gap,
  * new epoch, first mirrored message) and subscribers opened at a position
- * that may be ahead of the mirror (pushq_sub_open_at).
+ * that may be ahead of the mirror (pushq_sub_open_at); the reconnect walk
+ * (pushq_store_redis_channels, pushq_redis.h).
  */
 
 #define _GNU_SOURCE
@@ -18,6 +19,7 @@
 #include <time.h>
 
 #include "pushq.h"
+#include "pushq_redis.h"
 #include "store_test_util.h"
 
 #define E1 1700000000000ULL
@@ -496,6 +498,77 @@ static void test_sub_open_at_wait_woken_by_mirror(void **state)
     pushq_sub_close(f->s, &sub, 1);
 }
 
+typedef struct {
+    int       n;
+    char      chan[8][PUSHQ_NAME_MAX + 1];
+    uint64_t  newest[8];
+} walk_t;
+
+static void walk_cb(void *ctx, const char *chan, size_t len, uint64_t newest)
+{
+    walk_t *w = ctx;
+    if (w->n < 8) {
+        memcpy(w->chan[w->n], chan, len);
+        w->chan[w->n][len] = '\0';
+        w->newest[w->n] = newest;
+    }
+    w->n++;
+}
+
+static int walk_find(const walk_t *w, const char *chan)
+{
+    for (int i = 0; i < w->n && i < 8; i++) {
+        if (strcmp(w->chan[i], chan) == 0) return i;
+    }
+    return -1;
+}
+
+/* Ensure: The reconnect walk lists exactly the channels that came from
+ * Redis (mirrored at least once) and have open subscribers, each with its
+ * local newest id; not a local-only channel, not one nobody reads. */
+static void test_store_redis_channels_walk(void **state)
+{
+    st_fixture_t *f = *state;
+    pushq_sub_t s1, s2, s3;
+    assert_int_equal(mir(f, "red", E1, 4, "a", NULL), PUSHQ_OK);
+    assert_int_equal(mir(f, "red", E1, 5, "b", NULL), PUSHQ_OK);
+    assert_int_equal(st_open(f, &s1, "red", NULL, -1, 1), PUSHQ_OK);
+    assert_int_equal(st_open(f, &s2, "red", NULL, -1, 1), PUSHQ_OK);
+    assert_int_equal(mir(f, "unread", E1, 1, "a", NULL), PUSHQ_OK);
+    assert_int_equal(st_pub(f, "local", "x", 1), PUSHQ_OK);
+    assert_int_equal(st_open(f, &s3, "local", NULL, -1, 1), PUSHQ_OK);
+    pushq_sub_t s4;
+    assert_int_equal(open_at(f, &s4, "waiting", 3), PUSHQ_OK);
+
+    walk_t w;
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(pushq_store_redis_channels(f->s, walk_cb, &w), 1);
+    assert_int_equal(w.n, 1);
+    assert_string_equal(w.chan[0], "red");
+    assert_int_equal(w.newest[0], 5);
+    assert_int_equal(walk_find(&w, "waiting"), -1);   /* epoch 0 yet */
+
+    /* the waiting channel gets its first message: listed too */
+    assert_int_equal(mir(f, "waiting", E2, 9, "m", NULL), PUSHQ_OK);
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(pushq_store_redis_channels(f->s, walk_cb, &w), 2);
+    assert_int_equal(w.newest[walk_find(&w, "waiting")], 9);
+    /* no callback: counted anyway */
+    assert_int_equal(pushq_store_redis_channels(f->s, NULL, NULL), 2);
+
+    /* its last subscriber gone: no longer listed */
+    pushq_sub_close(f->s, &s1, 1);
+    assert_int_equal(pushq_store_redis_channels(f->s, NULL, NULL), 2);
+    pushq_sub_close(f->s, &s2, 1);
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(pushq_store_redis_channels(f->s, walk_cb, &w), 1);
+    assert_string_equal(w.chan[0], "waiting");
+    pushq_sub_close(f->s, &s3, 1);
+    pushq_sub_close(f->s, &s4, 1);
+    assert_int_equal(pushq_store_redis_channels(f->s, walk_cb, &w), 0);
+    assert_int_equal(pushq_store_redis_channels(NULL, walk_cb, &w), 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -514,6 +587,7 @@ int main(void)
         T(test_sub_open_at_behind_window_no_lost),
         T(test_sub_open_at_anonymous_restart_ready),
         T(test_sub_open_at_wait_woken_by_mirror),
+        T(test_store_redis_channels_walk),
     };
 #undef T
     return cmocka_run_group_tests_name("store_mirror", tests, NULL, NULL);

@@ -3,7 +3,8 @@
  * real redis-server (started here on a free loopback port, killed at the
  * end), through sync hiredis: what pushq_redis.h promises about ids,
  * named cursors, resets, lost counts, epochs and expiry, and the mirror
- * fed from a real PSUBSCRIBE connection.
+ * fed from a real PSUBSCRIBE connection, and its catching up (heard gaps,
+ * range reads, the reconnect walk).
  *
  * Two connections (a, b) play two servers; a third (sub) is the
  * subscription connection of a server whose local store is `st`.
@@ -257,6 +258,121 @@ static void open_local(pushq_sub_t *sub, const char *chan)
     limits(&lim);
     assert_int_equal(pushq_sub_open(st, &sp, &lim, pushq_now_ms(), sub,
                                     NULL), PUSHQ_OK);
+}
+
+/* Reads the subscription connection until n pmessages of chan were read,
+ * storing none of them: the subscription connection was "down" for them
+ * (other channels' messages are mirrored as usual). */
+static void drop_n(const char *chan, int n)
+{
+    char want[128];
+    snprintf(want, sizeof(want), "pushq:m:%s", chan);
+    while (n > 0) {
+        void *rv = NULL;
+        assert_int_equal(redisGetReply(csub, &rv), REDIS_OK);
+        redisReply *r = rv;
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
+            strcmp(r->element[2]->str, want) == 0)
+        {
+            n--;
+        } else {
+            assert_int_equal(pushq_redis_mirror(st, r, pushq_now_ms(), NULL,
+                                                NULL), PUSHQ_OK);
+        }
+        freeReplyObject(r);
+    }
+}
+
+/* Reads the next pmessage of chan and mirrors it with
+ * pushq_redis_mirror_heard; returns its wakers, the gap in *gap. */
+static uint64_t heard_one(const char *chan, pushq_redis_gap_t *gap)
+{
+    char want[128];
+    snprintf(want, sizeof(want), "pushq:m:%s", chan);
+    for (;;) {
+        void *rv = NULL;
+        assert_int_equal(redisGetReply(csub, &rv), REDIS_OK);
+        redisReply *r = rv;
+        if (!(r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
+              strcmp(r->element[2]->str, want) == 0))
+        {
+            assert_int_equal(pushq_redis_mirror(st, r, pushq_now_ms(), NULL,
+                                                NULL), PUSHQ_OK);
+            freeReplyObject(r);
+            continue;
+        }
+        const char *why = NULL;
+        uint64_t w = 0;
+        pushq_status_t s = pushq_redis_mirror_heard(st, r, pushq_now_ms(),
+                                                    &w, gap, &why);
+        freeReplyObject(r);
+        if (s != PUSHQ_OK) {
+            fail_msg("mirror_heard: %d %s", s, why);
+        }
+        return w;
+    }
+}
+
+/* A range read on connection c mirrored into st; returns *more. */
+static int range_read(redisContext *c, const char *chan, uint64_t after,
+    size_t max_msgs, uint64_t *wakers)
+{
+    pushq_redis_cmd_t cmd;
+    pushq_redis_cmd_range(&cmd, chan, strlen(chan), after, max_msgs);
+    assert_true(cmd.argc > 0);
+    redisReply *r = run(c, &cmd);
+    const char *why = NULL;
+    int more = -1;
+    uint64_t w = 0;
+    pushq_status_t s = pushq_redis_reply_range(st, chan, strlen(chan), r,
+        pushq_now_ms(), &w, &more, &why);
+    if (r) freeReplyObject(r);
+    if (s != PUSHQ_OK) {
+        fail_msg("reply_range: %d %s", s, why);
+    }
+    if (wakers) *wakers = w;
+    return more;
+}
+
+static uint64_t local_last(const char *chan)
+{
+    pushq_channel_stats_t cs;
+    assert_int_equal(pushq_store_channel_stats(st, chan, strlen(chan),
+                     pushq_now_ms(), &cs), PUSHQ_OK);
+    return cs.last_id;
+}
+
+static void fetch_all(pushq_sub_t *sub, got_t *got, pushq_fetch_info_t *fi)
+{
+    memset(got, 0, sizeof(*got));
+    assert_int_equal(pushq_sub_fetch(st, sub, MAX_GOT, (size_t) -1,
+                     pushq_now_ms(), collect, got, fi), PUSHQ_OK);
+}
+
+typedef struct {
+    int       n;
+    char      chan[8][PUSHQ_NAME_MAX + 1];
+    uint64_t  newest[8];
+} chans_t;
+
+static void chan_cb(void *ctx, const char *chan, size_t len,
+    uint64_t newest)
+{
+    chans_t *c = ctx;
+    if (c->n < 8) {
+        memcpy(c->chan[c->n], chan, len);
+        c->chan[c->n][len] = '\0';
+        c->newest[c->n] = newest;
+    }
+    c->n++;
+}
+
+static int chans_find(const chans_t *c, const char *chan)
+{
+    for (int i = 0; i < c->n && i < 8; i++) {
+        if (strcmp(c->chan[i], chan) == 0) return i;
+    }
+    return -1;
 }
 
 /* ---- the server -------------------------------------------------------- */
@@ -727,6 +843,272 @@ static void test_epoch_changes_after_delete(void **state)
     pushq_sub_close(st, &sub, pushq_now_ms());
 }
 
+/* ---- catching the mirror up ------------------------------------------- */
+
+/* Heard past a gap in the same epoch: nothing stored, the gap reported
+ * after the local newest id; a duplicate and the next id are no gap. */
+static void test_heard_gap_same_epoch(void **state)
+{
+    (void) state;
+    const char *ch = "catch.gap";
+    pushq_sub_t sub;
+    open_local(&sub, ch);
+    pushq_redis_gap_t gap;
+    publish(ca, ch, "1");
+    assert_int_equal(heard_one(ch, &gap), (uint64_t) 1 << 5);
+    assert_int_equal(gap.chan_len, 0);
+    publish(ca, ch, "2");
+    publish(ca, ch, "3");
+    drop_n(ch, 1);                          /* 2 missed */
+    memset(&gap, 0x55, sizeof(gap));
+    assert_int_equal(heard_one(ch, &gap), 0);
+    assert_int_equal(gap.chan_len, strlen(ch));
+    assert_memory_equal(gap.chan, ch, strlen(ch));
+    assert_int_equal(gap.after_id, 1);
+    assert_int_equal(local_last(ch), 1);    /* 3 not stored */
+
+    /* the read fills it: 2 and 3, in order, nothing lost */
+    uint64_t w = 0;
+    assert_int_equal(range_read(cb, ch, gap.after_id, 10, &w), 0);
+    assert_int_equal(w, (uint64_t) 1 << 5);
+    assert_int_equal(local_last(ch), 3);
+    got_t got;
+    pushq_fetch_info_t fi;
+    fetch_all(&sub, &got, &fi);
+    assert_int_equal(got.n, 3);
+    assert_int_equal(fi.lost, 0);
+    assert_string_equal(got.data[0], "1");
+    assert_string_equal(got.data[1], "2");
+    assert_string_equal(got.data[2], "3");
+
+    /* a range read again: duplicates only, nothing changes */
+    assert_int_equal(range_read(cb, ch, 1, 10, &w), 0);
+    assert_int_equal(local_last(ch), 3);
+    assert_false(pushq_sub_ready(st, &sub));
+
+    /* the next id heard is stored */
+    publish(cb, ch, "4");
+    heard_one(ch, &gap);
+    assert_int_equal(gap.chan_len, 0);
+    assert_int_equal(local_last(ch), 4);
+    pushq_sub_close(st, &sub, pushq_now_ms());
+}
+
+/* The keys began again (Redis restarted without them) while the
+ * subscription was down: a message of the new epoch with id > 1 is a gap
+ * after 0; the read gets the new life from its first message. */
+static void test_heard_gap_new_epoch(void **state)
+{
+    (void) state;
+    const char *ch = "catch.epoch";
+    publish(ca, ch, "a");
+    publish(ca, ch, "b");
+    mirror_n(ch, 2);
+    pushq_sub_t sub;
+    open_local(&sub, ch);                   /* at 2 */
+    redis_ok(ca, "DEL pushq:{%s}:seq pushq:{%s}:log", ch, ch);
+    sleep_ms(5);
+    assert_int_equal(publish(cb, ch, "new1"), 1);
+    assert_int_equal(publish(cb, ch, "new2"), 2);
+    drop_n(ch, 1);                          /* new1 missed */
+    pushq_redis_gap_t gap;
+    heard_one(ch, &gap);
+    assert_int_equal(gap.chan_len, strlen(ch));
+    assert_int_equal(gap.after_id, 0);
+    assert_int_equal(local_last(ch), 2);    /* still the old life */
+    assert_false(pushq_sub_ready(st, &sub));
+
+    assert_int_equal(range_read(ca, ch, 0, 10, NULL), 0);
+    assert_int_equal(local_last(ch), 2);
+    got_t got;
+    pushq_fetch_info_t fi;
+    fetch_all(&sub, &got, &fi);
+    assert_int_equal(got.n, 2);
+    assert_int_equal(fi.lost, 0);
+    assert_int_equal(got.ids[0], 1);
+    assert_string_equal(got.data[0], "new1");
+    assert_string_equal(got.data[1], "new2");
+    pushq_sub_close(st, &sub, pushq_now_ms());
+}
+
+/* After a reconnect every Redis channel with subscribers is read after its
+ * local newest id; when the keys began again meanwhile, that first read
+ * (after an old id) restarts the local channel and asks for another. */
+static void test_reconnect_read_new_epoch(void **state)
+{
+    (void) state;
+    const char *ch = "catch.reconnect";
+    const char *quiet = "catch.quiet";      /* Redis channel, no subs */
+    const char *local = "catch.local";      /* local channel, no Redis */
+    for (int i = 0; i < 5; i++) publish(ca, ch, "old");
+    mirror_n(ch, 5);
+    publish(ca, quiet, "q");
+    mirror_n(quiet, 1);
+    pushq_sub_t sub, lsub;
+    open_local(&sub, ch);                   /* at 5 */
+    open_local(&lsub, local);
+
+    chans_t cs;
+    memset(&cs, 0, sizeof(cs));
+    size_t n = pushq_store_redis_channels(st, chan_cb, &cs);
+    assert_int_equal(n, (size_t) cs.n);
+    int i = chans_find(&cs, ch);
+    assert_true(i >= 0);
+    assert_int_equal(cs.newest[i], 5);
+    assert_int_equal(chans_find(&cs, quiet), -1);
+    assert_int_equal(chans_find(&cs, local), -1);
+
+    redis_ok(ca, "DEL pushq:{%s}:seq pushq:{%s}:log", ch, ch);
+    sleep_ms(5);
+    for (int k = 0; k < 7; k++) {
+        char m[16];
+        snprintf(m, sizeof(m), "n%d", k + 1);
+        publish(cb, ch, m);
+    }
+    drop_n(ch, 7);                          /* all missed */
+
+    uint64_t w = 0;
+    assert_int_equal(range_read(ca, ch, 5, 10, &w), 1);
+    assert_int_equal(local_last(ch), 0);    /* restarted, nothing stored */
+    assert_int_equal(range_read(ca, ch, 0, 10, &w), 0);
+    assert_int_equal(w, (uint64_t) 1 << 5);
+    assert_int_equal(local_last(ch), 7);
+    got_t got;
+    pushq_fetch_info_t fi;
+    fetch_all(&sub, &got, &fi);
+    assert_int_equal(got.n, 7);
+    assert_int_equal(fi.lost, 0);
+    assert_string_equal(got.data[0], "n1");
+    assert_string_equal(got.data[6], "n7");
+
+    memset(&cs, 0, sizeof(cs));
+    pushq_store_redis_channels(st, chan_cb, &cs);
+    i = chans_find(&cs, ch);
+    assert_true(i >= 0);
+    assert_int_equal(cs.newest[i], 7);
+    pushq_sub_close(st, &sub, pushq_now_ms());
+    pushq_sub_close(st, &lsub, pushq_now_ms());
+    memset(&cs, 0, sizeof(cs));
+    pushq_store_redis_channels(st, chan_cb, &cs);
+    assert_int_equal(chans_find(&cs, ch), -1);
+}
+
+/* Trimmed from the stream before it was read: the missing ids are lost
+ * for the local readers, the rest arrives. */
+static void test_range_trimmed_lost(void **state)
+{
+    (void) state;
+    const char *ch = "catch.trim";
+    pushq_limits_t lim;
+    limits(&lim);
+    lim.buffer = 3;
+    publish_lim(ca, ch, "1", 1, 0, &lim);
+    mirror_n(ch, 1);
+    pushq_sub_t sub;
+    open_local(&sub, ch);                   /* at 1 */
+    for (int i = 2; i <= 10; i++) {
+        char m[16];
+        snprintf(m, sizeof(m), "%d", i);
+        publish_lim(cb, ch, m, strlen(m), 0, &lim);
+    }
+    drop_n(ch, 9);
+    assert_int_equal(range_read(ca, ch, 1, 10, NULL), 0);
+    assert_int_equal(local_last(ch), 10);
+    got_t got;
+    pushq_fetch_info_t fi;
+    fetch_all(&sub, &got, &fi);
+    assert_int_equal(fi.lost, 6);           /* 2..7 */
+    assert_int_equal(got.n, 3);
+    assert_int_equal(got.ids[0], 8);
+    assert_string_equal(got.data[2], "10");
+
+    /* the publisher's buffer came with the entries: 3 kept */
+    pushq_channel_stats_t cs;
+    assert_int_equal(pushq_store_channel_stats(st, ch, strlen(ch),
+                     pushq_now_ms(), &cs), PUSHQ_OK);
+    assert_int_equal(cs.first_id, 8);
+    pushq_sub_close(st, &sub, pushq_now_ms());
+}
+
+/* max_msgs smaller than what is there: *more until it is all read. */
+static void test_range_more(void **state)
+{
+    (void) state;
+    const char *ch = "catch.more";
+    publish(ca, ch, "1");
+    mirror_n(ch, 1);
+    pushq_sub_t sub;
+    open_local(&sub, ch);
+    for (int i = 2; i <= 6; i++) publish(cb, ch, "x");
+    drop_n(ch, 5);
+    assert_int_equal(range_read(ca, ch, 1, 2, NULL), 1);
+    assert_int_equal(local_last(ch), 3);
+    assert_int_equal(range_read(ca, ch, 3, 2, NULL), 1);
+    assert_int_equal(local_last(ch), 5);
+    assert_int_equal(range_read(ca, ch, 5, 2, NULL), 0);
+    assert_int_equal(local_last(ch), 6);
+    /* exactly max_msgs left: no more */
+    publish(cb, ch, "7");
+    publish(cb, ch, "8");
+    drop_n(ch, 2);
+    assert_int_equal(range_read(ca, ch, 6, 2, NULL), 0);
+    assert_int_equal(local_last(ch), 8);
+    got_t got;
+    pushq_fetch_info_t fi;
+    fetch_all(&sub, &got, &fi);
+    assert_int_equal(got.n, 7);
+    assert_int_equal(fi.lost, 0);
+    assert_int_equal(got.ids[0], 2);
+    assert_int_equal(got.ids[6], 8);
+    pushq_sub_close(st, &sub, pushq_now_ms());
+}
+
+/* Expired entries at the front are skipped (lost); the stored ones keep
+ * what is left of their message_ttl; an entry written without b/y (an
+ * older publish script) gets the default limits. */
+static void test_range_expiry_and_old_entries(void **state)
+{
+    (void) state;
+    const char *ch = "catch.expiry";
+    pushq_limits_t lim;
+    limits(&lim);
+    publish_lim(ca, ch, "1", 1, 0, &lim);
+    mirror_n(ch, 1);
+    pushq_sub_t sub;
+    open_local(&sub, ch);
+    lim.message_ttl_ms = 40;
+    publish_lim(ca, ch, "2", 1, 0, &lim);
+    sleep_ms(120);
+    lim.message_ttl_ms = 300;
+    publish_lim(ca, ch, "3", 1, 0, &lim);
+    drop_n(ch, 2);
+    assert_int_equal(range_read(cb, ch, 1, 10, NULL), 0);
+    got_t got;
+    pushq_fetch_info_t fi;
+    fetch_all(&sub, &got, &fi);
+    assert_int_equal(fi.lost, 1);
+    assert_int_equal(got.n, 1);
+    assert_string_equal(got.data[0], "3");
+
+    /* 3 expires locally when it does in Redis */
+    pushq_channel_stats_t cs;
+    sleep_ms(400);
+    assert_int_equal(pushq_store_channel_stats(st, ch, strlen(ch),
+                     pushq_now_ms(), &cs), PUSHQ_OK);
+    assert_int_equal(cs.messages, 0);
+
+    /* an entry as the first publish script wrote it (no b, no y) */
+    assert_int_equal(redis_int(ca, "HINCRBY pushq:{%s}:seq seq 1", ch), 4);
+    redis_ok(ca, "XADD pushq:{%s}:log 0-4 t 1 f 1 e 0 d old", ch);
+    assert_int_equal(range_read(cb, ch, 3, 10, NULL), 0);
+    fetch_all(&sub, &got, &fi);
+    assert_int_equal(got.n, 1);
+    assert_int_equal(got.ids[0], 4);
+    assert_string_equal(got.data[0], "old");
+    assert_int_equal(got.flags[0], PUSHQ_MSG_BINARY);
+    pushq_sub_close(st, &sub, pushq_now_ms());
+}
+
 /* Redis out of memory -> PUSHQ_ENOMEM; a script Redis does not know (it
  * restarted) -> PUSHQ_EINTERNAL with Redis's text. */
 static void test_errors(void **state)
@@ -777,6 +1159,12 @@ int main(void)
         cmocka_unit_test(test_cursor_fallback),
         cmocka_unit_test(test_expiry_set),
         cmocka_unit_test(test_epoch_changes_after_delete),
+        cmocka_unit_test(test_heard_gap_same_epoch),
+        cmocka_unit_test(test_heard_gap_new_epoch),
+        cmocka_unit_test(test_reconnect_read_new_epoch),
+        cmocka_unit_test(test_range_trimmed_lost),
+        cmocka_unit_test(test_range_more),
+        cmocka_unit_test(test_range_expiry_and_old_entries),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests_name("redis_core", tests, group_setup,
