@@ -144,6 +144,7 @@ struct ngx_http_pushq_group_s {
 struct ngx_http_pushq_frame_s {
     ngx_uint_t                   refs;
     uint64_t                     id;         /* message id; 0: control */
+    uint64_t                     life;       /* pushq_sub_life() of it */
     size_t                       len;
     u_char                       data[1];
 };

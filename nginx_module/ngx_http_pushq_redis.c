@@ -11,8 +11,23 @@
  *    "up" and requests may send commands on it (ops);
  *  - in worker 0 only, a subscription connection: PSUBSCRIBE pushq:m:*,
  *    every message heard is mirrored into the shared store
- *    (pushq_redis_mirror) and the workers with subscribers on the channel
- *    are woken through their eventfds.
+ *    (pushq_redis_mirror_heard) and the workers with subscribers on the
+ *    channel are woken through their eventfds.
+ *
+ * Catching the mirror up (worker 0; pushq_redis.h): a heard message that
+ * is not its channel's next id is a gap; so is every Redis channel with
+ * subscribers when the subscription is confirmed (first connect and every
+ * reconnect: what was published meanwhile was not heard).  A gap becomes
+ * a read of the stream (pushq_redis_cmd_range) on worker 0's command
+ * connection, mirrored with pushq_redis_reply_range.  At most one read is
+ * in flight per channel, in a table of NGX_HTTP_PUSHQ_REDIS_READS slots: a
+ * gap heard meanwhile marks the slot "again"; the channel is read again
+ * after the reply when the reply says there is more or "again" was
+ * marked.  Reads wait for the command connection when it is down.  The
+ * channels of the walk that find no slot wait in a bounded list (todo);
+ * a heard gap that finds no slot asks for a new walk once the list is
+ * drained.  A channel whose reads keep failing (3 in a row, or no
+ * progress) is dropped: its readers count what it misses as lost.
  *
  * A lost connection is retried on a timer, 100 ms after the loss, then
  * doubling to 5 s while it keeps failing; the outage is logged once at
@@ -49,6 +64,39 @@
 #define NGX_HTTP_PUSHQ_REDIS_UP           2
 
 
+/* catching the mirror up (worker 0) */
+#define NGX_HTTP_PUSHQ_REDIS_READS        64       /* reads at once      */
+#define NGX_HTTP_PUSHQ_REDIS_READ_MSGS    64       /* messages per read  */
+#define NGX_HTTP_PUSHQ_REDIS_READ_FAILS   3        /* then dropped       */
+#define NGX_HTTP_PUSHQ_REDIS_TODO         4096     /* channels waiting   */
+
+
+/* one channel being read (chan_len 0: a free slot) */
+
+typedef struct {
+    ngx_http_pushq_redis_link_t  *link;
+    ngx_http_pushq_redis_op_t    *op;        /* the read in flight, or NULL:
+                                                to send once the command
+                                                connection is up */
+    uint64_t                      after_id;  /* the next read: after it */
+    uint64_t                      again_after; /* lowest after_id of the
+                                                gaps heard meanwhile */
+    ngx_uint_t                    failures;  /* in a row */
+    size_t                        chan_len;
+    unsigned                      again:1;
+    u_char                        chan[PUSHQ_NAME_MAX];
+} ngx_http_pushq_redis_read_t;
+
+
+/* a channel of the walk still to read */
+
+typedef struct {
+    uint64_t                      after_id;
+    size_t                        chan_len;
+    u_char                        chan[PUSHQ_NAME_MAX];
+} ngx_http_pushq_redis_todo_t;
+
+
 typedef struct {
     ngx_http_pushq_redis_link_t  *link;
     redisAsyncContext            *ac;        /* NULL: not connected */
@@ -69,6 +117,21 @@ struct ngx_http_pushq_redis_link_s {
     u_char                        name[sizeof(((pushq_redis_url_t *) 0)->host)
                                        + sizeof(":65535")];
     u_char                        err[256];   /* the last error, for ops */
+
+    /* catching the mirror up (worker 0 only, reads != NULL) */
+    ngx_http_pushq_redis_read_t  *reads;      /* [READS] */
+    ngx_uint_t                    nreads;     /* slots in use */
+    ngx_http_pushq_redis_todo_t  *todo;       /* [TODO], allocated on the
+                                                 first walk */
+    ngx_uint_t                    todo_head;
+    ngx_uint_t                    todo_n;
+    ngx_uint_t                    walk_skip;  /* the last walk stopped at
+                                                 TODO channels: the next
+                                                 one goes on from there */
+    unsigned                      rewalk:1;   /* a gap found no slot */
+    unsigned                      logged_full:1;
+    unsigned                      logged_read:1;
+    unsigned                      logged_nomem:1;
 };
 
 
@@ -92,6 +155,19 @@ static void ngx_http_pushq_redis_sub_reply(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_http_pushq_redis_op_reply(redisAsyncContext *ac, void *r,
     void *privdata);
+
+static ngx_uint_t ngx_http_pushq_redis_gap(ngx_http_pushq_redis_link_t *link,
+    const u_char *chan, size_t chan_len, uint64_t after_id);
+static void ngx_http_pushq_redis_walk(ngx_http_pushq_redis_link_t *link);
+static void ngx_http_pushq_redis_walk_channel(void *ctx, const char *chan,
+    size_t chan_len, uint64_t newest_id);
+static void ngx_http_pushq_redis_catch_up(ngx_http_pushq_redis_link_t *link);
+static void ngx_http_pushq_redis_read_send(ngx_http_pushq_redis_read_t *rd);
+static void ngx_http_pushq_redis_read_reply(ngx_http_pushq_redis_op_t *op,
+    struct redisReply *reply, const char *err);
+static void ngx_http_pushq_redis_read_free(ngx_http_pushq_redis_read_t *rd);
+static uint64_t ngx_http_pushq_redis_newest(const u_char *chan,
+    size_t chan_len);
 
 static ngx_int_t ngx_http_pushq_redis_attach(ngx_http_pushq_redis_conn_t *rc,
     redisAsyncContext *ac);
@@ -160,6 +236,15 @@ ngx_http_pushq_redis_init_worker(ngx_cycle_t *cycle,
         link->sub.link = link;
         link->sub.subscriber = 1;
 
+        if (link->has_sub) {
+            link->reads = ngx_pcalloc(cycle->pool,
+                                      NGX_HTTP_PUSHQ_REDIS_READS
+                                      * sizeof(ngx_http_pushq_redis_read_t));
+            if (link->reads == NULL) {
+                return NGX_ERROR;
+            }
+        }
+
         ngx_http_pushq_redis_connect(&link->cmd);
 
         if (link->has_sub) {
@@ -205,6 +290,13 @@ ngx_http_pushq_redis_exit_worker(ngx_cycle_t *cycle)
                 rc->state = NGX_HTTP_PUSHQ_REDIS_DOWN;
                 redisAsyncFree(ac);
             }
+        }
+
+        /* the reads' ops were freed with the command connection */
+
+        if (link->todo != NULL) {
+            ngx_free(link->todo);
+            link->todo = NULL;
         }
     }
 
@@ -537,6 +629,9 @@ ngx_http_pushq_redis_handshake_reply(redisAsyncContext *ac, void *r,
 
         /* named subscribers waiting on the link send their takes now */
         ngx_http_pushq_redis_kick();
+
+        /* and the mirror's reads that waited for it */
+        ngx_http_pushq_redis_catch_up(rc->link);
     }
 }
 
@@ -553,9 +648,10 @@ ngx_http_pushq_redis_sub_reply(redisAsyncContext *ac, void *r,
     redisReply                   *reply = r;
     ngx_http_pushq_redis_conn_t  *rc = privdata;
 
-    uint64_t         wakers;
-    const char      *why;
-    pushq_status_t   st;
+    uint64_t            wakers;
+    const char         *why;
+    pushq_status_t      st;
+    pushq_redis_gap_t   gap;
 
     if (reply == NULL || rc->ac != ac || ngx_http_pushq_redis_exiting) {
         return;
@@ -595,6 +691,15 @@ ngx_http_pushq_redis_sub_reply(redisAsyncContext *ac, void *r,
         /* what was published while it was down was not mirrored: named
          * subscribers of this worker take again */
         ngx_http_pushq_redis_kick();
+
+        if (ngx_http_pushq_worker.store != NULL) {
+            /* and the mirror reads what it did not hear: every channel,
+             * from the first */
+            rc->link->logged_read = 0;
+            rc->link->walk_skip = 0;
+            ngx_http_pushq_redis_walk(rc->link);
+            ngx_http_pushq_redis_catch_up(rc->link);
+        }
     }
 
     if (ngx_http_pushq_worker.store == NULL) {
@@ -603,20 +708,36 @@ ngx_http_pushq_redis_sub_reply(redisAsyncContext *ac, void *r,
 
     wakers = 0;
     why = NULL;
+    gap.chan_len = 0;
 
-    st = pushq_redis_mirror(ngx_http_pushq_worker.store, reply,
-                            pushq_now_ms(), &wakers, &why);
+    st = pushq_redis_mirror_heard(ngx_http_pushq_worker.store, reply,
+                                  pushq_now_ms(), &wakers, &gap, &why);
 
     switch (st) {
 
     case PUSHQ_OK:
+        rc->link->logged_nomem = 0;
+
+        if (gap.chan_len != 0 && gap.chan_len <= sizeof(gap.chan)) {
+            (void) ngx_http_pushq_redis_gap(rc->link, (u_char *) gap.chan,
+                                            gap.chan_len, gap.after_id);
+            ngx_http_pushq_redis_catch_up(rc->link);
+        }
+
         break;
 
     case PUSHQ_ENOMEM:
-        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                      "pushq: redis %s: message not mirrored: %s "
-                      "(raise pushq_shm_size)", rc->link->name,
-                      why ? why : "store full");
+        /* once until a message is mirrored again, not per message */
+
+        if (!rc->link->logged_nomem) {
+            rc->link->logged_nomem = 1;
+
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "pushq: redis %s: message not mirrored: %s "
+                          "(raise pushq_shm_size)", rc->link->name,
+                          why ? why : "store full");
+        }
+
         break;
 
     default:
@@ -769,6 +890,430 @@ ngx_http_pushq_redis_check_up(ngx_http_pushq_redis_link_t *link)
         ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
                       "pushq: redis %s: connected", link->name);
     }
+}
+
+
+/* --- Catching the mirror up (worker 0) ------------------------------------
+ *
+ * reads[] holds the channels being read; todo[] the channels of the last
+ * walk that found no slot yet.  Everything runs on worker 0's event loop:
+ * no locking.
+ */
+
+
+/*
+ * A channel to read after after_id: merged into its slot when it has one
+ * (marked "again" when a read is in flight), else given a free slot.
+ * Returns 1 when a read was added, 0 when it was merged or found no slot
+ * (then a walk is asked for, logged once while the table stays full).
+ * catch_up sends it.
+ */
+
+static ngx_uint_t
+ngx_http_pushq_redis_gap(ngx_http_pushq_redis_link_t *link,
+    const u_char *chan, size_t chan_len, uint64_t after_id)
+{
+    ngx_uint_t                    i;
+    ngx_http_pushq_redis_read_t  *rd, *empty;
+
+    if (link->reads == NULL || chan_len == 0 || chan_len > PUSHQ_NAME_MAX) {
+        return 0;
+    }
+
+    empty = NULL;
+
+    for (i = 0; i < NGX_HTTP_PUSHQ_REDIS_READS; i++) {
+        rd = &link->reads[i];
+
+        if (rd->chan_len == 0) {
+            if (empty == NULL) {
+                empty = rd;
+            }
+
+            continue;
+        }
+
+        if (rd->chan_len != chan_len
+            || ngx_memcmp(rd->chan, chan, chan_len) != 0)
+        {
+            continue;
+        }
+
+        if (rd->op != NULL) {
+            /* read again once this reply is mirrored */
+
+            if (!rd->again || after_id < rd->again_after) {
+                rd->again_after = after_id;
+            }
+
+            rd->again = 1;
+
+        } else if (after_id < rd->after_id) {
+            rd->after_id = after_id;
+        }
+
+        return 0;
+    }
+
+    if (empty == NULL) {
+        link->rewalk = 1;
+
+        if (!link->logged_full) {
+            link->logged_full = 1;
+
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "pushq: redis %s: more than %d channels to catch "
+                          "up at once; the others wait their turn",
+                          link->name, NGX_HTTP_PUSHQ_REDIS_READS);
+        }
+
+        return 0;
+    }
+
+    rd = empty;
+
+    rd->link = link;
+    rd->op = NULL;
+    rd->after_id = after_id;
+    rd->again_after = 0;
+    rd->again = 0;
+    rd->failures = 0;
+    rd->chan_len = chan_len;
+    ngx_memcpy(rd->chan, chan, chan_len);
+
+    link->nreads++;
+
+    return 1;
+}
+
+
+typedef struct {
+    ngx_http_pushq_redis_link_t  *link;
+    ngx_uint_t                    index;
+    ngx_uint_t                    skip;
+    unsigned                      more:1;
+} ngx_http_pushq_redis_walk_ctx_t;
+
+
+/*
+ * Every Redis channel of the store with subscribers goes into todo (what
+ * was there is replaced: the walk lists them again); beyond TODO of them,
+ * the next walk (once todo is drained) goes on after those.  The store's
+ * order may change between two walks: a channel then skipped is read on
+ * its next gap.
+ */
+
+static void
+ngx_http_pushq_redis_walk(ngx_http_pushq_redis_link_t *link)
+{
+    ngx_http_pushq_redis_walk_ctx_t  ctx;
+
+    if (link->reads == NULL || ngx_http_pushq_worker.store == NULL) {
+        return;
+    }
+
+    if (link->todo == NULL) {
+        link->todo = ngx_alloc(NGX_HTTP_PUSHQ_REDIS_TODO
+                               * sizeof(ngx_http_pushq_redis_todo_t),
+                               ngx_cycle->log);
+        if (link->todo == NULL) {
+            return;
+        }
+    }
+
+    link->todo_head = 0;
+    link->todo_n = 0;
+    link->rewalk = 0;
+
+    ctx.link = link;
+    ctx.index = 0;
+    ctx.skip = link->walk_skip;
+    ctx.more = 0;
+
+    (void) pushq_store_redis_channels(ngx_http_pushq_worker.store,
+                                      ngx_http_pushq_redis_walk_channel,
+                                      &ctx);
+
+    link->walk_skip = ctx.more ? ctx.skip + NGX_HTTP_PUSHQ_REDIS_TODO : 0;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "pushq redis walk: %ui channels, %ui to read, more:%d",
+                   ctx.index, link->todo_n, (int) ctx.more);
+}
+
+
+/* the store is locked here: copy, no store call */
+
+static void
+ngx_http_pushq_redis_walk_channel(void *data, const char *chan,
+    size_t chan_len, uint64_t newest_id)
+{
+    ngx_http_pushq_redis_walk_ctx_t  *ctx = data;
+
+    ngx_http_pushq_redis_todo_t  *t;
+    ngx_http_pushq_redis_link_t  *link;
+
+    link = ctx->link;
+
+    if (ctx->index++ < ctx->skip
+        || chan_len == 0 || chan_len > PUSHQ_NAME_MAX)
+    {
+        return;
+    }
+
+    if (link->todo_n == NGX_HTTP_PUSHQ_REDIS_TODO) {
+        ctx->more = 1;
+        return;
+    }
+
+    t = &link->todo[link->todo_n++];
+
+    t->after_id = newest_id;
+    t->chan_len = chan_len;
+    ngx_memcpy(t->chan, chan, chan_len);
+}
+
+
+/*
+ * Moves waiting channels into free slots (walking again when todo is
+ * drained and a walk was asked for), then sends every read that is not
+ * in flight, when the command connection is up.
+ */
+
+static void
+ngx_http_pushq_redis_catch_up(ngx_http_pushq_redis_link_t *link)
+{
+    ngx_uint_t                    i, walks;
+    ngx_http_pushq_redis_todo_t  *t;
+    ngx_http_pushq_redis_read_t  *rd;
+
+    if (link->reads == NULL || ngx_exiting || ngx_http_pushq_redis_exiting
+        || ngx_http_pushq_worker.store == NULL)
+    {
+        return;
+    }
+
+    for (walks = 0; /* void */; walks++) {
+
+        while (link->todo_n && link->nreads < NGX_HTTP_PUSHQ_REDIS_READS) {
+            t = &link->todo[link->todo_head];
+
+            link->todo_head++;
+            link->todo_n--;
+
+            (void) ngx_http_pushq_redis_gap(link, t->chan, t->chan_len,
+                                            t->after_id);
+        }
+
+        if (link->todo_n == 0) {
+            link->todo_head = 0;
+        }
+
+        /* at most one walk per call: each lists every channel once */
+
+        if (walks > 0 || link->todo_n != 0
+            || link->nreads == NGX_HTTP_PUSHQ_REDIS_READS
+            || (!link->rewalk && link->walk_skip == 0))
+        {
+            break;
+        }
+
+        ngx_http_pushq_redis_walk(link);
+
+        if (link->todo_n == 0) {
+            break;
+        }
+    }
+
+    if (link->nreads < NGX_HTTP_PUSHQ_REDIS_READS / 2) {
+        link->logged_full = 0;
+    }
+
+    if (!ngx_http_pushq_redis_up(link)) {
+        /* sent when it is (the handshake's end calls here) */
+        return;
+    }
+
+    for (i = 0; i < NGX_HTTP_PUSHQ_REDIS_READS; i++) {
+        rd = &link->reads[i];
+
+        if (rd->chan_len != 0 && rd->op == NULL) {
+            ngx_http_pushq_redis_read_send(rd);
+
+            if (!ngx_http_pushq_redis_up(link)) {
+                break;
+            }
+        }
+    }
+}
+
+
+static void
+ngx_http_pushq_redis_read_send(ngx_http_pushq_redis_read_t *rd)
+{
+    const char                 *why;
+    pushq_redis_cmd_t           cmd;
+    ngx_http_pushq_redis_op_t  *op;
+
+    op = ngx_http_pushq_redis_op(ngx_http_pushq_redis_read_reply, rd);
+    if (op == NULL) {
+        /* tried again on the next gap or connection */
+        return;
+    }
+
+    pushq_redis_cmd_range(&cmd, (const char *) rd->chan, rd->chan_len,
+                          rd->after_id, NGX_HTTP_PUSHQ_REDIS_READ_MSGS);
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "pushq redis read \"%*s\" after %uL",
+                   rd->chan_len, rd->chan, rd->after_id);
+
+    why = NULL;
+
+    if (ngx_http_pushq_redis_send(rd->link, &cmd, op, &why) != NGX_OK) {
+        /* the op is freed; the read waits for the connection */
+        return;
+    }
+
+    rd->op = op;
+}
+
+
+/*
+ * A range reply: mirrored, the wakers woken; then the channel is read
+ * again (after its new local newest id) when Redis has more or a gap was
+ * heard meanwhile, else its slot is freed.
+ */
+
+static void
+ngx_http_pushq_redis_read_reply(ngx_http_pushq_redis_op_t *op,
+    struct redisReply *reply, const char *err)
+{
+    ngx_http_pushq_redis_read_t *rd = op->data;
+
+    int                           more;
+    uint64_t                      wakers, after;
+    const char                   *why;
+    pushq_status_t                st;
+    ngx_http_pushq_redis_link_t  *link;
+
+    link = rd->link;
+    rd->op = NULL;
+
+    if (ngx_exiting || ngx_http_pushq_worker.store == NULL) {
+        /* a reload: the new worker 0 catches its mirror up */
+        ngx_http_pushq_redis_read_free(rd);
+        return;
+    }
+
+    if (reply == NULL
+        || (reply->type == REDIS_REPLY_ERROR
+            && !ngx_http_pushq_redis_up(link)))
+    {
+        /*
+         * the connection was lost (or is being replaced, NOSCRIPT): read
+         * again once it is up, from the lowest point asked for
+         */
+
+        if (rd->again) {
+            rd->after_id = ngx_min(rd->after_id, rd->again_after);
+            rd->again = 0;
+        }
+
+        return;
+    }
+
+    wakers = 0;
+    more = 0;
+    why = NULL;
+
+    st = pushq_redis_reply_range(ngx_http_pushq_worker.store,
+                                 (const char *) rd->chan, rd->chan_len,
+                                 reply, pushq_now_ms(), &wakers, &more,
+                                 &why);
+
+    if (wakers) {
+        ngx_http_pushq_wake(wakers);
+    }
+
+    if (st == PUSHQ_OK && !more && !rd->again) {
+        ngx_http_pushq_redis_read_free(rd);
+        ngx_http_pushq_redis_catch_up(link);
+        return;
+    }
+
+    after = ngx_http_pushq_redis_newest(rd->chan, rd->chan_len);
+
+    if (st != PUSHQ_OK || (after == rd->after_id && !rd->again)) {
+        /* an error, or "more" without progress */
+        rd->failures++;
+
+    } else {
+        rd->failures = 0;
+    }
+
+    if (rd->again) {
+        after = ngx_min(after, rd->again_after);
+        rd->again = 0;
+    }
+
+    if (rd->failures >= NGX_HTTP_PUSHQ_REDIS_READ_FAILS) {
+
+        /* once per subscription, not per channel or message */
+
+        if (!link->logged_read) {
+            link->logged_read = 1;
+
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "pushq: redis %s: cannot catch channel \"%*s\" "
+                          "up: %s; its subscribers count the messages it "
+                          "misses as lost", link->name, rd->chan_len,
+                          rd->chan,
+                          st != PUSHQ_OK ? (why ? why : "error")
+                                         : "no progress");
+        }
+
+        ngx_http_pushq_redis_read_free(rd);
+        ngx_http_pushq_redis_catch_up(link);
+        return;
+    }
+
+    rd->after_id = after;
+
+    ngx_http_pushq_redis_read_send(rd);
+}
+
+
+static void
+ngx_http_pushq_redis_read_free(ngx_http_pushq_redis_read_t *rd)
+{
+    if (rd->chan_len == 0) {
+        return;
+    }
+
+    rd->chan_len = 0;
+    rd->op = NULL;
+    rd->again = 0;
+    rd->link->nreads--;
+}
+
+
+/* the local newest id of a channel (0: none) */
+
+static uint64_t
+ngx_http_pushq_redis_newest(const u_char *chan, size_t chan_len)
+{
+    pushq_channel_stats_t  cs;
+
+    if (pushq_store_channel_stats(ngx_http_pushq_worker.store,
+                                  (const char *) chan, chan_len,
+                                  pushq_now_ms(), &cs)
+        != PUSHQ_OK)
+    {
+        return 0;
+    }
+
+    return cs.last_id;
 }
 
 

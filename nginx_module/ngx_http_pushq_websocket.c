@@ -1120,6 +1120,7 @@ ngx_http_pushq_ws_collect(void *ctx, const pushq_msg_t *m)
 
     size_t                   n;
     u_char                   hdr[10];
+    uint64_t                 life;
     ngx_uint_t               binary;
     pushq_json_msg_t         jm;
     ngx_http_pushq_out_t    *o;
@@ -1151,7 +1152,11 @@ ngx_http_pushq_ws_collect(void *ctx, const pushq_msg_t *m)
 
     f = NULL;
 
-    if (g && g->frame[ws->format] && g->frame[ws->format]->id == m->id) {
+    life = pushq_sub_life(&ws->base.sub);
+
+    if (g && g->frame[ws->format] && g->frame[ws->format]->id == m->id
+        && g->frame[ws->format]->life == life)
+    {
         /* the broadcast was already encoded for another subscriber */
         f = g->frame[ws->format];
         f->refs++;
@@ -1187,6 +1192,7 @@ ngx_http_pushq_ws_collect(void *ctx, const pushq_msg_t *m)
     }
 
     f->id = m->id;
+    f->life = life;
 
     if (g && g->frame[ws->format] != f) {
         if (g->frame[ws->format]) {

@@ -333,6 +333,13 @@ PUSHQ_API void pushq_sub_close(pushq_store_t *s, pushq_sub_t *sub,
 PUSHQ_API uint64_t pushq_sub_channel_key(const pushq_sub_t *sub);
 
 
+/* Which life of its channel the subscriber's last fetch read: a number
+ * that changes when pushq_store_mirror restarts the channel (Redis mode:
+ * its ids begin again at 1).  With a message id it names one message for
+ * good, so adapters key caches of encoded frames on both. */
+PUSHQ_API uint64_t pushq_sub_life(const pushq_sub_t *sub);
+
+
 /* --- Maintenance and counters ----------------------------------------- */
 
 /* Drops expired messages, forgets expired names and empty channels,

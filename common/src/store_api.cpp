@@ -336,6 +336,14 @@ PUSHQ_API uint64_t pushq_sub_channel_key(const pushq_sub_t *sub)
     return sub->priv_[pushq::sw_channel];
 }
 
+PUSHQ_API uint64_t pushq_sub_life(const pushq_sub_t *sub)
+{
+    if (sub == nullptr || sub->priv_[pushq::sw_rec] == 0) {
+        return 0;
+    }
+    return sub->priv_[pushq::sw_incarnation];
+}
+
 PUSHQ_API size_t pushq_store_sweep(pushq_store_t *s, uint64_t now_ms)
 {
     if (!usable(s)) {

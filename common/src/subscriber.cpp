@@ -388,6 +388,10 @@ pushq_status_t store::fetch(pushq_sub_t *sub, size_t max_msgs,
     }
     info->reset = (sub->priv_[sw_flags] & sub_flag_reset) != 0;
 
+    /* the life being read, before the callbacks: pushq_sub_life() called
+     * from one must name the messages it is handed */
+    sub->priv_[sw_incarnation] = inc;
+
     /* Hand out messages.  The lock is held but the store is consistent
      * (not dirty): a callback that dies leaves nothing to repair, and the
      * cursor has not moved past what it did not deliver. */

@@ -201,6 +201,51 @@ static void test_store_mirror_new_epoch_subscribers_restart(void **state)
     pushq_sub_close(f->s, &named, 1);
 }
 
+typedef struct {
+    pushq_sub_t  *sub;
+    uint64_t      id;
+    uint64_t      life;     /* pushq_sub_life() seen inside the callback */
+} life_seen_t;
+
+static void see_life(void *ctx, const pushq_msg_t *m)
+{
+    life_seen_t *ls = ctx;
+    ls->id = m->id;
+    ls->life = pushq_sub_life(ls->sub);
+}
+
+/* Ensure: pushq_sub_life(), read inside the fetch callback (where the
+ * adapters look up their cache of encoded frames), names the life of the
+ * message handed out: message 1 of a channel's new life (after Redis
+ * restarted empty) is not taken for message 1 of the old one. */
+static void test_sub_life_tells_lives_apart(void **state)
+{
+    st_fixture_t *f = *state;
+    pushq_sub_t anon;
+    assert_int_equal(st_open(f, &anon, "lf", NULL, -1, 1), PUSHQ_OK);
+    assert_int_equal(mir(f, "lf", E1, 1, "old1", NULL), PUSHQ_OK);
+
+    life_seen_t first = { &anon, 0, 0 }, second = { &anon, 0, 0 };
+    pushq_fetch_info_t fi;
+    assert_int_equal(pushq_sub_fetch(f->s, &anon, 10, 1 << 20, 1, see_life,
+                                     &first, &fi), PUSHQ_OK);
+    assert_int_equal(fi.count, 1);
+    assert_int_equal(first.id, 1);
+    assert_int_equal(pushq_sub_life(&anon), first.life);
+
+    assert_int_equal(mir(f, "lf", E2, 1, "new1", NULL), PUSHQ_OK);
+    assert_true(pushq_sub_ready(f->s, &anon));
+    assert_int_equal(pushq_sub_fetch(f->s, &anon, 10, 1 << 20, 1, see_life,
+                                     &second, &fi), PUSHQ_OK);
+    assert_int_equal(fi.count, 1);
+    assert_int_equal(second.id, 1);
+    assert_int_not_equal(second.life, first.life);
+    assert_int_equal(pushq_sub_life(&anon), second.life);
+
+    pushq_sub_close(f->s, &anon, 1);
+    assert_int_equal(pushq_sub_life(&anon), 0);
+}
+
 /* Ensure: A new epoch whose first message here is not id 1: the old life's
  * readers count the new life's missed ids as lost. */
 static void test_store_mirror_new_epoch_gap_counts_lost(void **state)
@@ -576,6 +621,7 @@ int main(void)
         T(test_store_mirror_next_stored_duplicate_ignored),
         T(test_store_mirror_gap_readers_count_lost),
         T(test_store_mirror_new_epoch_subscribers_restart),
+        T(test_sub_life_tells_lives_apart),
         T(test_store_mirror_new_epoch_gap_counts_lost),
         T(test_store_mirror_first_message_no_lost),
         T(test_store_mirror_local_channel_adopts_epoch),
