@@ -411,8 +411,8 @@ ngx_http_pushq_register(ngx_http_pushq_sub_t *s)
     g = ngx_http_pushq_find_group(key);
 
     if (g == NULL) {
-        g = ngx_calloc(sizeof(ngx_http_pushq_group_t),
-                       s->request->connection->log);
+        /* the cycle's log: a detached WebSocket has no request */
+        g = ngx_calloc(sizeof(ngx_http_pushq_group_t), ngx_cycle->log);
         if (g == NULL) {
             return NGX_ERROR;
         }

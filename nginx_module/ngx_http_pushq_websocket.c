@@ -1867,12 +1867,10 @@ static ngx_int_t
 ngx_http_pushq_ws_doorbell(ngx_http_pushq_ws_t *ws, uint64_t after)
 {
     uint64_t                  now;
-    ngx_int_t                 rc;
     const char               *why;
     pushq_sub_t               sub;
     pushq_status_t            st;
     pushq_sub_spec_t          spec;
-    ngx_http_request_t        fake;
     ngx_http_pushq_worker_t  *w;
 
     w = &ngx_http_pushq_worker;
@@ -1921,20 +1919,7 @@ ngx_http_pushq_ws_doorbell(ngx_http_pushq_ws_t *ws, uint64_t after)
 
     ngx_http_pushq_unregister(&ws->base);
 
-    if (ws->base.request) {
-        return ngx_http_pushq_register(&ws->base);
-    }
-
-    /* detached: register only looks at request->connection (for a log) */
-
-    ngx_memzero(&fake, sizeof(ngx_http_request_t));
-    fake.connection = ws->c;
-
-    ws->base.request = &fake;
-    rc = ngx_http_pushq_register(&ws->base);
-    ws->base.request = NULL;
-
-    return rc;
+    return ngx_http_pushq_register(&ws->base);
 }
 
 
