@@ -5,14 +5,18 @@
 CW_SRCS      := $(wildcard civetweb_plugin/src/*.cpp)
 CW_OBJS      := $(patsubst civetweb_plugin/src/%.cpp,$(OBJ)/civetweb/%.o,$(CW_SRCS))
 CW_HDRS      := civetweb_plugin/include/pushq_civetweb.h \
+                common/include/pushq_redis.h \
                 civetweb_plugin/include/pushq_civetweb.hpp \
                 $(wildcard civetweb_plugin/src/*.hpp) common/include/pushq.h
 CW_CXXFLAGS  := -std=c++20 -O2 -g -Wall -Wextra -Werror -pthread \
                 -Icommon/include -Icivetweb_plugin/include
 CW_CFLAGS    := -std=c11 -O2 -g -Wall -Wextra -Werror -pthread \
                 -Icommon/include -Icivetweb_plugin/include
+# hiredis (Redis mode, option redis); common/build.mk may define it first.
+HIREDIS_LIBS ?= -lhiredis
 # libpushq_civetweb.a, then libpushq.a, then what both need.
-CW_LIBS      := $(OUT)/libpushq_civetweb.a $(LIBPUSHQ) -lcivetweb $(CORE_LIBS)
+CW_LIBS      := $(OUT)/libpushq_civetweb.a $(LIBPUSHQ) -lcivetweb \
+                $(HIREDIS_LIBS) $(CORE_LIBS)
 
 LIBPUSHQ_CW  := $(OUT)/libpushq_civetweb.a
 
@@ -61,4 +65,4 @@ $(OUT)/tests/civetweb_attach_check: tests/civetweb/attach_check.c $(LIBPUSHQ_CW)
 # The C++ wrapper on a real CivetServer (libcivetweb-cpp).
 $(OUT)/tests/civetweb_wrapper_check: tests/civetweb/wrapper_check.cpp $(LIBPUSHQ_CW) $(LIBPUSHQ) $(CW_HDRS)
 	@mkdir -p $(@D)
-	$(CXX) $(CW_CXXFLAGS) -o $@ $< $(OUT)/libpushq_civetweb.a $(LIBPUSHQ) -lcivetweb-cpp -lcivetweb $(CORE_LIBS)
+	$(CXX) $(CW_CXXFLAGS) -o $@ $< $(OUT)/libpushq_civetweb.a $(LIBPUSHQ) -lcivetweb-cpp -lcivetweb $(HIREDIS_LIBS) $(CORE_LIBS)

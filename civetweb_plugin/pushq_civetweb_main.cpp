@@ -38,6 +38,7 @@ const char *const pushq_option_names[] = {
     "store_size", "buffer", "buffer_bytes", "message_ttl", "client_ttl",
     "longpoll_timeout", "max_message_size", "websocket_publish",
     "websocket_ping", "websocket_max_backlog", "channel", "client",
+    "redis",
 };
 
 /* Applied unless the file sets them. */
@@ -90,6 +91,12 @@ const char help_text[] =
     "                                is disconnected\n"
     "    channel             $arg_channel  channel argument, or a fixed name\n"
     "    client              $arg_name     client-name argument, or fixed\n"
+    "    redis               redis://[:password@]host[:port][/db]\n"
+    "                                (absent: one server)  Redis holds the\n"
+    "                                ids, messages and named cursors, and\n"
+    "                                every server sharing it delivers every\n"
+    "                                publish; publishes answer 503 while it\n"
+    "                                cannot be reached\n"
     "\n"
     "The open-file soft limit is raised to the hard limit (each held\n"
     "subscriber is a socket).\n"

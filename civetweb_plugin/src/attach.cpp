@@ -60,6 +60,10 @@ void remove_handlers(plugin *p)
 
 void destroy(plugin *p)
 {
+    if (p->redis_ != nullptr) {
+        redis_stop(p->redis_);
+        p->redis_ = nullptr;
+    }
     if (p->maint_started_) {
         {
             std::lock_guard<std::mutex> lk(p->maint_mu_);
@@ -113,6 +117,27 @@ pushq_status_t plugin::publish(const char *chan, size_t chan_len,
                                const void *msg, size_t len, unsigned flags,
                                pushq_publish_result_t *res, const char **why)
 {
+    if (redis_ != nullptr) {
+        /* Redis gives the id and tells every server (this one too: the
+         * subscription thread mirrors it and wakes the subscribers).  The
+         * why of a failure may be Redis's own words: kept per thread until
+         * the caller has answered with it. */
+        static thread_local char errbuf[256];
+        uint64_t id = 0;
+        pushq_status_t st = redis_publish(redis_, chan, chan_len, msg, len,
+                                          flags, &opt_.limits, &id, errbuf,
+                                          sizeof(errbuf), why);
+        if (st != PUSHQ_OK) {
+            return st;
+        }
+        pushq_channel_stats_t cs{};
+        pushq_store_channel_stats(store_, chan, chan_len, pushq_now_ms(),
+                                  &cs);
+        res->id = id;
+        res->subscribers = static_cast<uint32_t>(cs.subscribers);
+        res->wakers = 0;
+        return PUSHQ_OK;
+    }
     pushq_status_t st = pushq_store_publish(store_, chan, chan_len, msg, len,
                                             flags, &opt_.limits,
                                             pushq_now_ms(), res, why);
@@ -231,6 +256,11 @@ extern "C" pushq_civetweb *pushq_civetweb_attach(mg_context *ctx,
             delete p;
             return nullptr;
         }
+        /* pushq_store_init keeps a store it finds in the region (nginx's
+         * zone across reload); heap memory may still hold the one an
+         * earlier detach freed.  Clearing its header makes it new (and
+         * the check reads no uninitialised bytes). */
+        std::memset(p->region_, 0, size < 4096 ? size : 4096);
         const char *why = nullptr;
         if (pushq_store_init(p->region_, size, &p->store_, nullptr, &why)
             != PUSHQ_OK) {
@@ -248,6 +278,15 @@ extern "C" pushq_civetweb *pushq_civetweb_attach(mg_context *ctx,
                           + (why ? why : "error"));
             destroy(p);
             return nullptr;
+        }
+
+        if (p->opt_.has_redis) {
+            p->redis_ = redis_start(p, err);
+            if (p->redis_ == nullptr) {
+                set_error(error, error_size, err);
+                destroy(p);
+                return nullptr;
+            }
         }
 
         if (pthread_create(&p->maint_, nullptr, maintenance_main, p) != 0) {

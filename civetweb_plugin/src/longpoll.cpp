@@ -9,7 +9,9 @@
  * socket; fd_finder finds it (http.cpp).
  */
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "plugin.hpp"
 
@@ -19,11 +21,184 @@ namespace {
 
 constexpr uint64_t wait_slice_ms = 200;
 constexpr size_t   batch_max_bytes = 16u << 20;
+/* A placeholder subscriber waits for this id: never. */
+constexpr uint64_t placeholder_after = 1ull << 62;
 
 bool gate_closing(gate *g)
 {
     std::lock_guard<std::mutex> lk(g->mu);
     return g->closing;
+}
+
+/* The answer's body: the message(s), or the timeout answer. */
+std::string answer(const pushq_args_t &args, const std::vector<msg_copy> &msgs,
+                   uint64_t lost, int reset)
+{
+    std::string body;
+    if (msgs.empty()) {
+        body = json_build([&](char *b, size_t cap) {
+            return pushq_json_timeout(b, cap, args.batch > 0, lost, reset);
+        });
+    } else {
+        std::vector<pushq_json_msg_t> jm(msgs.size());
+        for (size_t i = 0; i < msgs.size(); i++) {
+            jm[i].id = msgs[i].id;
+            jm[i].channel = args.channel;
+            jm[i].channel_len = args.channel_len;
+            jm[i].data = msgs[i].data.data();
+            jm[i].len = msgs[i].data.size();
+            jm[i].binary = (msgs[i].flags & PUSHQ_MSG_BINARY) != 0;
+        }
+        jm[0].lost = lost;
+        jm[0].reset = reset;
+        size_t guess = 256;
+        for (const msg_copy &m : msgs) {
+            guess += m.data.size() * 2 + 64;
+        }
+        if (args.batch > 0) {
+            body = json_build([&](char *b, size_t cap) {
+                return pushq_json_batch(b, cap, jm.data(), jm.size());
+            }, guess);
+        } else {
+            body = json_build([&](char *b, size_t cap) {
+                return pushq_json_message(b, cap, &jm[0]);
+            }, guess);
+        }
+    }
+    return body;
+}
+
+/* The newest id of the channel's local mirror (0 when it has none). */
+uint64_t local_newest(plugin *p, const pushq_args_t &args)
+{
+    pushq_channel_stats_t cs{};
+    if (pushq_store_channel_stats(p->store_, args.channel, args.channel_len,
+                                  pushq_now_ms(), &cs) != PUSHQ_OK) {
+        return 0;
+    }
+    return cs.last_id;
+}
+
+/* Redis mode, a named or last_id long-poll: Redis's take script hands out
+ * the messages (and moves a name's cursor there, whatever server the
+ * previous request was on).  While nothing is there the request waits on a
+ * local subscriber opened past what both Redis and the mirror hold, which
+ * the mirror wakes, and takes again; while Redis cannot be reached (or the
+ * mirror is not fed) it takes again every second.  The mirror's newest id
+ * is read before each take: whatever it held then was in Redis before the
+ * take, and whatever it gets later wakes the subscriber, so nothing falls
+ * between the two.  Disconnects are checked between slices as in local
+ * mode. */
+int longpoll_take(plugin *p, mg_connection *conn, const mg_request_info *ri,
+                  const pushq_args_t &args, uint64_t deadline,
+                  size_t max_msgs, size_t max_bytes)
+{
+    redis_link *r = p->redis_;
+    pushq_sub_spec_t spec{};
+    spec.chan = args.channel;
+    spec.chan_len = args.channel_len;
+    spec.kind = PUSHQ_SUB_LONGPOLL;
+    spec.owner = p->owner_;
+    pushq_sub_t sub{};
+    bool sub_open = false;
+    auto close_sub = [&] {
+        if (sub_open) {
+            pushq_sub_close(p->store_, &sub, pushq_now_ms());
+            sub_open = false;
+        }
+    };
+
+    bool gone = false;
+    const int fd = p->fds_.find(ri, &gone);
+
+    /* Until a take succeeds the request waits on a placeholder (an id it
+     * never reaches): it counts as a subscriber, and detach and the
+     * subscription coming back (pushq_store_wake_all) wake it. */
+    auto open_at = [&](uint64_t after, uint64_t now) {
+        close_sub();
+        const char *why = nullptr;
+        sub_open = pushq_sub_open_at(p->store_, &spec, after, &p->opt_.limits,
+                                     now, &sub, &why) == PUSHQ_OK;
+    };
+    open_at(placeholder_after, pushq_now_ms());
+
+    take_cursor tc;
+    tc.chan.assign(args.channel, args.channel_len);
+    tc.name.assign(args.name, args.name_len);
+    tc.has_last_id = args.has_last_id;
+    tc.last_id = args.last_id;
+    uint64_t next_take = 0;         /* at once */
+    std::vector<msg_copy> msgs;
+    uint64_t lost = 0;
+    int reset = 0;
+    char errbuf[256];
+
+    for (;;) {
+        if (gone || peer_gone(fd)) {
+            close_sub();
+            return 499;
+        }
+        uint64_t now = pushq_now_ms();
+        if (now >= next_take
+            || (sub_open && pushq_sub_ready(p->store_, &sub))
+            || (tc.known && !tc.failed && redis_generation(r) != tc.gen)) {
+            const uint64_t mirrored = local_newest(p, args);
+            pushq_redis_take_info_t info{};
+            const char *why = nullptr;
+            pushq_status_t st = redis_take_next(r, tc, &p->opt_.limits,
+                                                max_msgs, max_bytes, msgs,
+                                                &info, errbuf, sizeof(errbuf),
+                                                &why);
+            now = pushq_now_ms();
+            if (st == PUSHQ_EBADARG || st == PUSHQ_ETOOBIG) {
+                close_sub();
+                return send_error(conn, st, why);
+            }
+            if (st != PUSHQ_OK) {
+                /* Redis down: the client keeps waiting (the pool logged
+                 * the outage once); take again in a second. */
+                msgs.clear();
+                next_take = now + 1000;
+                if (!sub_open || pushq_sub_ready(p->store_, &sub)) {
+                    open_at(placeholder_after, now);
+                }
+            } else {
+                lost += info.lost;
+                reset |= info.reset;
+                if (!msgs.empty()) {
+                    break;
+                }
+                open_at(info.newest_id > mirrored ? info.newest_id
+                                                  : mirrored,
+                        now);
+                next_take = sub_open && redis_subscribed(r) ? UINT64_MAX
+                                                             : now + 1000;
+            }
+        }
+        if (now >= deadline || gate_closing(p->gate_)) {
+            break;
+        }
+        if (next_take == UINT64_MAX && !redis_subscribed(r)) {
+            next_take = now + 1000;
+        }
+        uint64_t slice = deadline - now;
+        if (slice > wait_slice_ms) {
+            slice = wait_slice_ms;
+        }
+        if (next_take > now && next_take - now < slice) {
+            slice = next_take - now;
+        }
+        if (sub_open) {
+            pushq_sub_wait(p->store_, &sub, slice);
+        } else {
+            std::this_thread::sleep_for(std::chrono::milliseconds(slice));
+        }
+    }
+
+    send_answer(conn, 200, "application/json",
+                answer(args, msgs, lost, reset));
+    close_sub();
+    return 200;
 }
 
 int longpoll(plugin *p, mg_connection *conn, const mg_request_info *ri)
@@ -35,6 +210,22 @@ int longpoll(plugin *p, mg_connection *conn, const mg_request_info *ri)
         return send_error(conn, st, why, "GET");
     }
 
+    uint64_t now = pushq_now_ms();
+    uint64_t timeout = p->opt_.longpoll_timeout_ms;
+    if (args.has_timeout && args.timeout_ms < timeout) {
+        timeout = args.timeout_ms;
+    }
+    const uint64_t deadline = now + timeout;
+    const size_t max_msgs = args.batch > 0 ? args.batch : 1;
+    const size_t max_bytes = args.batch > 0 ? batch_max_bytes : SIZE_MAX;
+
+    if (p->redis_ != nullptr && (args.name_len > 0 || args.has_last_id)) {
+        return longpoll_take(p, conn, ri, args, deadline, max_msgs,
+                             max_bytes);
+    }
+
+    /* Local mode, or an anonymous subscriber in Redis mode (the mirror
+     * holds everything it can receive). */
     pushq_sub_spec_t spec{};
     spec.chan = args.channel;
     spec.chan_len = args.channel_len;
@@ -46,19 +237,10 @@ int longpoll(plugin *p, mg_connection *conn, const mg_request_info *ri)
     spec.owner = p->owner_;
 
     pushq_sub_t sub{};
-    uint64_t now = pushq_now_ms();
     st = pushq_sub_open(p->store_, &spec, &p->opt_.limits, now, &sub, &why);
     if (st != PUSHQ_OK) {
         return send_error(conn, st, why);
     }
-
-    uint64_t timeout = p->opt_.longpoll_timeout_ms;
-    if (args.has_timeout && args.timeout_ms < timeout) {
-        timeout = args.timeout_ms;
-    }
-    const uint64_t deadline = now + timeout;
-    const size_t max_msgs = args.batch > 0 ? args.batch : 1;
-    const size_t max_bytes = args.batch > 0 ? batch_max_bytes : SIZE_MAX;
 
     std::vector<msg_copy> msgs;
     uint64_t lost = 0;
@@ -99,38 +281,8 @@ int longpoll(plugin *p, mg_connection *conn, const mg_request_info *ri)
         pushq_sub_wait(p->store_, &sub, slice);
     }
 
-    std::string body;
-    if (msgs.empty()) {
-        body = json_build([&](char *b, size_t cap) {
-            return pushq_json_timeout(b, cap, args.batch > 0, lost, reset);
-        });
-    } else {
-        std::vector<pushq_json_msg_t> jm(msgs.size());
-        for (size_t i = 0; i < msgs.size(); i++) {
-            jm[i].id = msgs[i].id;
-            jm[i].channel = args.channel;
-            jm[i].channel_len = args.channel_len;
-            jm[i].data = msgs[i].data.data();
-            jm[i].len = msgs[i].data.size();
-            jm[i].binary = (msgs[i].flags & PUSHQ_MSG_BINARY) != 0;
-        }
-        jm[0].lost = lost;
-        jm[0].reset = reset;
-        size_t guess = 256;
-        for (const msg_copy &m : msgs) {
-            guess += m.data.size() * 2 + 64;
-        }
-        if (args.batch > 0) {
-            body = json_build([&](char *b, size_t cap) {
-                return pushq_json_batch(b, cap, jm.data(), jm.size());
-            }, guess);
-        } else {
-            body = json_build([&](char *b, size_t cap) {
-                return pushq_json_message(b, cap, &jm[0]);
-            }, guess);
-        }
-    }
-    send_answer(conn, 200, "application/json", body);
+    send_answer(conn, 200, "application/json",
+                answer(args, msgs, lost, reset));
     pushq_sub_close(p->store_, &sub, pushq_now_ms());
     return 200;
 }

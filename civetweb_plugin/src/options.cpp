@@ -237,12 +237,28 @@ bool parse_option(std::string_view name, std::string_view value, options &o,
     if (name == "client") {
         return parse_name_source(name, v, PUSHQ_ARG_NAME, o.client, err);
     }
+    if (name == "redis") {
+        const char *why = nullptr;
+        pushq_redis_url_t url{};
+        if (pushq_redis_url_parse(v.data(), v.size(), &url, &why)
+            != PUSHQ_OK) {
+            /* The value may carry a password: name the rule, not it. */
+            err = "option \"redis\": invalid value: "
+                  + std::string(why ? why
+                                    : "must be "
+                                      "redis://[:password@]host[:port][/db]");
+            return false;
+        }
+        o.redis = url;
+        o.has_redis = true;
+        return true;
+    }
 
     err = "unknown option " + quoted(name)
           + " (known: publisher_uri, subscriber_uri, status_uri, subscriber, "
             "store_size, buffer, buffer_bytes, message_ttl, client_ttl, "
             "longpoll_timeout, max_message_size, websocket_publish, "
-            "websocket_ping, websocket_max_backlog, channel, client)";
+            "websocket_ping, websocket_max_backlog, channel, client, redis)";
     return false;
 }
 

@@ -11,6 +11,10 @@
  *    fetches its messages from the store by id and writes them; it is the
  *    only thread that blocks on a slow reader.
  *  - One maintenance thread sweeps the store every second.
+ *  - With option `redis`, one more thread of ours holds the Redis
+ *    subscription and mirrors what it hears into the store (redis.cpp);
+ *    request and sender threads borrow connections from a small pool for
+ *    publish and take.
  */
 
 #ifndef PUSHQ_CIVETWEB_PLUGIN_HPP
@@ -32,6 +36,7 @@
 
 #include "pushq.h"
 #include "pushq_civetweb.h"
+#include "pushq_redis.h"
 
 namespace pushq::civetweb {
 
@@ -58,6 +63,8 @@ struct options {
     uint64_t      websocket_max_backlog = 1ull << 20;
     name_source   channel{true, "channel"};
     name_source   client{true, "name"};
+    bool          has_redis = false;        /* option redis given            */
+    pushq_redis_url_t redis{};
 };
 
 /* Parses a NULL-terminated name/value list over defaults.  On error returns
@@ -139,6 +146,7 @@ bool peer_gone(int fd);
 
 struct ws_conn;
 struct plugin;
+struct redis_link;
 
 /* What CivetWeb gets as cbdata.  CivetWeb 1.15 copies a WebSocket handler's
  * pointers and cbdata when it looks the handler up, without a reference
@@ -176,6 +184,10 @@ struct plugin {
     std::mutex                                             reg_mu_;
     std::unordered_map<std::string, std::vector<ws_conn *>> by_channel_;
     size_t                                                 ws_count_ = 0;
+
+    /* Redis mode (option redis): the subscription thread and the
+     * connection pool; NULL in local mode. */
+    redis_link      *redis_ = nullptr;
 
     /* Maintenance thread. */
     pthread_t                maint_{};
@@ -250,6 +262,70 @@ inline void collect(void *ctx, const pushq_msg_t *m)
                           std::string(static_cast<const char *>(m->data),
                                       m->len)});
 }
+
+/* ---- Redis mode (redis.cpp) ---------------------------------------------- */
+
+/* Starts the subscription thread (which connects, and reconnects, in the
+ * background: Redis being down at start is not an error).  NULL with the
+ * why in err when the thread cannot be started. */
+redis_link *redis_start(plugin *p, std::string &err);
+
+/* Stops the thread and closes every connection (after every handler has
+ * left). */
+void redis_stop(redis_link *r);
+
+/* Publishes through Redis; *id is the id Redis gave.  Errors: ETOOBIG,
+ * EBADARG, and ENOMEM ("redis: ...", 503 / close 1013) when Redis cannot
+ * be reached or refuses; never stores locally instead.  why may point into
+ * errbuf. */
+pushq_status_t redis_publish(redis_link *r, const char *chan, size_t chan_len,
+                             const void *msg, size_t len, unsigned flags,
+                             const pushq_limits_t *lim, uint64_t *id,
+                             char *errbuf, size_t errbuf_size,
+                             const char **why);
+
+/* Where a take-based subscriber (a named or last_id long-poll request or
+ * WebSocket in Redis mode) stands. */
+struct take_cursor {
+    std::string  chan;
+    std::string  name;              /* empty: no name                     */
+    int          has_last_id = 0;   /* as the client asked                */
+    uint64_t     last_id = 0;
+    bool         known = false;     /* a take succeeded                   */
+    uint64_t     cursor = 0;        /* after it                           */
+    uint64_t     epoch = 0;         /* the channel's life it was in       */
+    uint64_t     gen = 0;           /* redis_generation at that take      */
+    uint64_t     life = 0;          /* Redis restarts seen at that take   */
+    bool         failed = false;    /* the last take failed               */
+};
+
+/* The next messages for tc (appended to msgs), moving it: the first take
+ * asks as the client did, later ones continue from tc.cursor.  When the
+ * Redis server restarted since tc's last take (its run_id changed) it
+ * first asks for the channel's epoch: when the channel began again
+ * meanwhile (Redis lost its data), tc's cursor belongs to the old life,
+ * and the take starts at the new life's first message (or where the name
+ * already stands in it), with info->reset set. */
+pushq_status_t redis_take_next(redis_link *r, take_cursor &tc,
+                               const pushq_limits_t *lim, size_t max_msgs,
+                               size_t max_bytes, std::vector<msg_copy> &msgs,
+                               pushq_redis_take_info_t *info, char *errbuf,
+                               size_t errbuf_size, const char **why);
+
+/* True while the subscription connection is up (the mirror is fed). */
+bool redis_subscribed(const redis_link *r);
+
+/* Counts subscription connects: a change means messages may have been
+ * missed meanwhile, so take-based subscribers take again. */
+uint64_t redis_generation(const redis_link *r);
+
+/* One line on stderr, "<time> pushq: <message>" (the background thread
+ * has no CivetWeb connection to log through). */
+void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Wakes every WebSocket sender (redis.cpp calls it when the subscription
+ * comes back). */
+void ws_notify_all(plugin *p);
 
 }  // namespace pushq::civetweb
 

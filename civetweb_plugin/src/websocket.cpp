@@ -75,6 +75,18 @@ struct ws_conn {
     /* Sender thread only: what the next format=json frame must carry. */
     uint64_t   pending_lost_ = 0;
     int        pending_reset_ = 0;
+
+    /* Redis mode, a named or last_id connection: deliveries come from
+     * Redis's take script (sub_ is then only a placeholder that counts
+     * the connection and makes the mirror report this channel's
+     * publishes); a last_id connection without a name switches to the
+     * mirror (sub_ reopened at its cursor) once it has caught up.  Sender
+     * thread only, after ws_connect. */
+    bool        take_mode_ = false;
+    take_cursor tc_;
+    /* What ws_connect's first take got (before the 101, so that a name
+     * begins when its connection is accepted), for the sender to write. */
+    std::vector<msg_copy> stash_;
 };
 
 namespace {
@@ -83,6 +95,8 @@ constexpr size_t   sender_stack = 256u << 10;
 constexpr size_t   fetch_max_msgs = 256;
 constexpr size_t   fetch_max_bytes = 1u << 20;
 constexpr uint64_t close_wait_ms = 2000;    /* for the peer's close reply */
+/* A take-mode placeholder subscriber waits for this id: never. */
+constexpr uint64_t placeholder_after = 1ull << 62;
 
 /* WebSockets of this plugin by connection (data/close handlers look their
  * state up here rather than in CivetWeb's per-connection user data, which
@@ -171,6 +185,43 @@ void append_frame(std::string &out, unsigned opcode, const void *data,
     out.append(static_cast<const char *>(data), len);
 }
 
+/* Take mode: the next messages from Redis.  False when the take failed
+ * (Redis down: the sender tries again within a second). */
+bool take_batch(ws_conn *wc, std::vector<msg_copy> &msgs)
+{
+    plugin *p = wc->p_;
+    pushq_redis_take_info_t info{};
+    char errbuf[256];
+    const char *why = nullptr;
+    if (redis_take_next(p->redis_, wc->tc_, &p->opt_.limits, fetch_max_msgs,
+                        fetch_max_bytes, msgs, &info, errbuf, sizeof(errbuf),
+                        &why) != PUSHQ_OK) {
+        return false;
+    }
+    wc->pending_lost_ += info.lost;
+    wc->pending_reset_ |= info.reset;
+    if (wc->tc_.name.empty() && msgs.size() < fetch_max_msgs) {
+        /* A last_id connection has caught up: from here on the mirror
+         * serves it, from its cursor on (what the mirror does not hold
+         * yet wakes it when it comes). */
+        pushq_sub_spec_t spec{};
+        spec.chan = wc->channel_.data();
+        spec.chan_len = wc->channel_.size();
+        spec.kind = PUSHQ_SUB_WEBSOCKET;
+        spec.owner = p->owner_;
+        pushq_sub_t sub{};
+        const uint64_t now = pushq_now_ms();
+        if (pushq_sub_open_at(p->store_, &spec, info.last_id,
+                              &p->opt_.limits, now, &sub, &why)
+            == PUSHQ_OK) {
+            pushq_sub_close(p->store_, &wc->sub_, now);
+            wc->sub_ = sub;
+            wc->take_mode_ = false;
+        }
+    }
+    return true;
+}
+
 /* Fetches and writes what is ready.  Returns false when the connection
  * broke. */
 bool deliver(ws_conn *wc, bool &more)
@@ -182,16 +233,25 @@ bool deliver(ws_conn *wc, bool &more)
             return true;
         }
         std::vector<msg_copy> msgs;
-        pushq_fetch_info_t info{};
-        pushq_status_t st = pushq_sub_fetch(p->store_, &wc->sub_,
-                                            fetch_max_msgs, fetch_max_bytes,
-                                            pushq_now_ms(), collect, &msgs,
-                                            &info);
-        if (st != PUSHQ_OK) {
-            return true;
+        if (!wc->stash_.empty()) {
+            msgs.swap(wc->stash_);
+        } else if (wc->take_mode_) {
+            if (!take_batch(wc, msgs)) {
+                return true;
+            }
+        } else {
+            pushq_fetch_info_t info{};
+            pushq_status_t st = pushq_sub_fetch(p->store_, &wc->sub_,
+                                                fetch_max_msgs,
+                                                fetch_max_bytes,
+                                                pushq_now_ms(), collect,
+                                                &msgs, &info);
+            if (st != PUSHQ_OK) {
+                return true;
+            }
+            wc->pending_lost_ += info.lost;
+            wc->pending_reset_ |= info.reset;
         }
-        wc->pending_lost_ += info.lost;
-        wc->pending_reset_ |= info.reset;
         if (msgs.empty()) {
             if (round == 0) {
                 /* Idle: nothing is owed, whatever was counted (messages
@@ -261,6 +321,7 @@ void *sender_main(void *arg)
 
     for (;;) {
         uint16_t close_code = 0;
+        bool woke = false;
         {
             std::unique_lock<std::mutex> lk(wc->mu_);
             for (;;) {
@@ -288,6 +349,7 @@ void *sender_main(void *arg)
             if (wc->stop_) {
                 break;
             }
+            woke = wc->notified_;
             wc->notified_ = false;
             close_code = wc->server_close_;
             wc->server_close_ = 0;
@@ -325,7 +387,15 @@ void *sender_main(void *arg)
             continue;                   /* wait for stop_ */
         }
 
-        if (!deliver(wc, more)) {
+        /* A take-mode connection asks Redis when the mirror says its
+         * channel got something, and otherwise (the safety-net second)
+         * only while Redis or the mirror were out: a take per idle
+         * connection per second would be a load of its own. */
+        const bool take_now = !wc->take_mode_ || woke || more
+                              || !wc->tc_.known || wc->tc_.failed
+                              || !redis_subscribed(p->redis_)
+                              || redis_generation(p->redis_) != wc->tc_.gen;
+        if (take_now && !deliver(wc, more)) {
             more = false;
             continue;
         }
@@ -441,8 +511,27 @@ int ws_connect(const mg_connection *cconn, void *cbdata)
         spec.last_id = args.last_id;
         spec.kind = PUSHQ_SUB_WEBSOCKET;
         spec.owner = p->owner_;
-        st = pushq_sub_open(p->store_, &spec, &p->opt_.limits,
-                            pushq_now_ms(), &wc->sub_, &why);
+        if (p->redis_ != nullptr && (args.name_len > 0 || args.has_last_id)) {
+            /* Redis mode: delivered through take.  The first take runs
+             * here, before the 101, so that a new name begins when its
+             * connection is accepted (as pushq_sub_open would make it);
+             * the sender writes what it got.  If Redis is down it fails,
+             * and the sender tries again every second. */
+            wc->take_mode_ = true;
+            wc->tc_.chan = wc->channel_;
+            wc->tc_.name.assign(args.name, args.name_len);
+            wc->tc_.has_last_id = args.has_last_id;
+            wc->tc_.last_id = args.last_id;
+            st = pushq_sub_open_at(p->store_, &spec, placeholder_after,
+                                   &p->opt_.limits, pushq_now_ms(),
+                                   &wc->sub_, &why);
+            if (st == PUSHQ_OK) {
+                take_batch(wc, wc->stash_);
+            }
+        } else {
+            st = pushq_sub_open(p->store_, &spec, &p->opt_.limits,
+                                pushq_now_ms(), &wc->sub_, &why);
+        }
         if (st != PUSHQ_OK) {
             send_error_raw(conn, st, why);
             destroy_conn(wc);
@@ -638,6 +727,18 @@ void ws_notify(plugin *p, ws_conn *wc, size_t bytes)
     std::lock_guard<std::mutex> lk(wc->mu_);
     wc->notified_ = true;
     wc->cv_.notify_one();
+}
+
+void ws_notify_all(plugin *p)
+{
+    std::lock_guard<std::mutex> lk(p->reg_mu_);
+    for (auto &[chan, list] : p->by_channel_) {
+        for (ws_conn *wc : list) {
+            std::lock_guard<std::mutex> lk2(wc->mu_);
+            wc->notified_ = true;
+            wc->cv_.notify_one();
+        }
+    }
 }
 
 void ws_close_all(plugin *p, bool force)

@@ -9,7 +9,8 @@ The same interface as servers/nginx.py.  Settings are pushq's option names
 with nginx's value syntax ("30s", "64k", "on"); "shm_size" becomes the
 plugin's "store_size", and "subscriber" ("longpoll websocket") its comma
 list.  Any other key is written to the configuration as it is, so CivetWeb
-options (num_threads, ...) can be given too.  `workers` is ignored:
+options (num_threads, ...) can be given too, and redis="redis://host:port"
+writes the plugin's `redis` option (Redis scale-out).  `workers` is ignored:
 CivetWeb is one process.
 
 Every start gets a fresh temporary directory (configuration and stderr
