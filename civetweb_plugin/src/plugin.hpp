@@ -12,9 +12,10 @@
  *    only thread that blocks on a slow reader.
  *  - One maintenance thread sweeps the store every second.
  *  - With option `redis`, one more thread of ours holds the Redis
- *    subscription and mirrors what it hears into the store (redis.cpp);
- *    request and sender threads borrow connections from a small pool for
- *    publish and take.
+ *    subscription and mirrors what it hears into the store, reading
+ *    Redis's stream for what it did not hear (gaps, reconnects) on a pool
+ *    connection (redis.cpp); request and sender threads borrow
+ *    connections from the same small pool for publish and take.
  */
 
 #ifndef PUSHQ_CIVETWEB_PLUGIN_HPP

@@ -4,11 +4,21 @@
  *
  *  - The subscription thread (ours) owns one connection: AUTH, SELECT,
  *    PSUBSCRIBE pushq:m:*, then reads in poll() slices (an eventfd stops it
- *    at once on detach) and hands every reply to pushq_redis_mirror, which
- *    stores it and wakes the long-polls blocked in pushq_sub_wait; the
- *    WebSocket senders on the channel are woken here, as a local publish
- *    wakes them.  A lost connection is retried with backoff (100 ms
- *    doubling to 5 s), logged once per outage and once when it is back.
+ *    at once on detach) and hands every reply to pushq_redis_mirror_heard,
+ *    which stores the channel's next message and wakes the long-polls
+ *    blocked in pushq_sub_wait; the WebSocket senders on the channel are
+ *    woken here, as a local publish wakes them.  A lost connection is
+ *    retried with backoff (100 ms doubling to 5 s), logged once per outage
+ *    and once when it is back.
+ *  - Catching the mirror up (pushq_redis.h): a message heard past a gap,
+ *    and on every subscription confirm each local channel that came from
+ *    Redis (pushq_store_redis_channels), queue a read of the stream after
+ *    the local newest id; the same thread reads them one at a time
+ *    (pushq_redis_cmd_range on a pool connection, blocking with the
+ *    pool's timeouts; pushq_redis_reply_range), between reads of the
+ *    subscription socket, again while Redis says there is more.  A channel
+ *    is queued once: a gap heard while it waits only lowers where its read
+ *    starts.
  *  - Request threads (publish, long-poll takes) and WebSocket senders
  *    (takes) borrow a blocking hiredis connection from a small pool: a
  *    mutex and a list of idle connections, at most pool_max open,
@@ -29,6 +39,7 @@
 #include <cstring>
 #include <ctime>
 #include <algorithm>
+#include <deque>
 
 #include "plugin.hpp"
 
@@ -63,11 +74,16 @@ struct redis_link {
     std::atomic<bool>      subscribed_{false};
     std::atomic<uint64_t>  generation_{0};
     uint64_t               next_mirror_log_ms_ = 0;
-    /* Subscription thread only: the epoch of the last message mirrored
-     * per channel (pruned when the local channel is gone), to tell a gap
-     * in one life from the start of a new one. */
-    std::unordered_map<std::string, uint64_t> epochs_;
-    uint64_t               next_prune_ms_ = 0;
+    /* Subscription thread only: the channels to read from the stream
+     * (pushq_redis.h "Catching the mirror up"), each once, in the order
+     * asked; read one at a time between the subscription's replies. */
+    struct pending_read {
+        uint64_t  after_id;
+        unsigned  failures;
+    };
+    std::unordered_map<std::string, pending_read> reads_;
+    std::deque<std::string>                read_order_;
+    bool                                   logged_read_ = false;
 };
 
 namespace {
@@ -79,6 +95,9 @@ constexpr uint64_t pool_wait_ms = 2000;
 constexpr uint64_t fail_fast_ms = 200;      /* after a failed connect     */
 constexpr uint64_t backoff_first_ms = 100;
 constexpr uint64_t backoff_max_ms = 5000;
+constexpr size_t   read_max_msgs = 64;      /* messages per stream read   */
+constexpr unsigned read_fails = 3;          /* then the read is dropped   */
+constexpr uint64_t read_retry_ms = 200;     /* after a failed read        */
 
 timeval to_tv(uint64_t ms)
 {
@@ -345,189 +364,162 @@ redisContext *subscribe(redis_link *r, std::string &err)
     return c;
 }
 
-void wake_channel(redis_link *r, const redisReply *rep)
+/* Wakes the WebSocket senders on chan (the long-polls blocked in
+ * pushq_sub_wait were woken by the store); bytes count against their
+ * websocket_max_backlog. */
+void wake_channel(redis_link *r, std::string_view chan, size_t bytes)
 {
-    /* "pmessage", pattern, "pushq:m:<channel>", message */
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 4
-        || rep->element[2]->type != REDIS_REPLY_STRING
-        || rep->element[3]->type != REDIS_REPLY_STRING) {
-        return;
-    }
-    static constexpr std::string_view prefix = "pushq:m:";
-    std::string_view ch(rep->element[2]->str, rep->element[2]->len);
-    if (ch.substr(0, prefix.size()) != prefix) {
-        return;
-    }
-    ch.remove_prefix(prefix.size());
     plugin *p = r->p_;
     std::lock_guard<std::mutex> lk(p->reg_mu_);
-    auto it = p->by_channel_.find(std::string(ch));
+    auto it = p->by_channel_.find(std::string(chan));
     if (it == p->by_channel_.end()) {
         return;
     }
     for (ws_conn *wc : it->second) {
-        ws_notify(p, wc, rep->element[3]->len);
+        ws_notify(p, wc, bytes);
     }
 }
 
-/* The header of a message heard on the subscription (redis_scripts.cpp):
- * "<epoch> <id> <flags> <buffer> <buffer_bytes> <message_ttl_ms>\n". */
-struct heard {
-    std::string  chan;
-    uint64_t     epoch = 0;
-    uint64_t     id = 0;
-    pushq_limits_t lim{};
-};
-
-bool parse_heard(const redisReply *rep, heard &h)
+/* The bytes of a reply's strings: about what a range read mirrored. */
+size_t reply_bytes(const redisReply *rep)
 {
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 4
-        || rep->element[0]->type != REDIS_REPLY_STRING
-        || std::string_view(rep->element[0]->str, rep->element[0]->len)
-               != "pmessage"
-        || rep->element[2]->type != REDIS_REPLY_STRING
-        || rep->element[3]->type != REDIS_REPLY_STRING) {
-        return false;
-    }
-    static constexpr std::string_view prefix = "pushq:m:";
-    std::string_view ch(rep->element[2]->str, rep->element[2]->len);
-    if (ch.substr(0, prefix.size()) != prefix) {
-        return false;
-    }
-    h.chan = std::string(ch.substr(prefix.size()));
-    std::string body(rep->element[3]->str,
-                     std::min<size_t>(rep->element[3]->len, 160));
-    unsigned long long v[6];
-    if (std::sscanf(body.c_str(), "%llu %llu %llu %llu %llu %llu", &v[0],
-                    &v[1], &v[2], &v[3], &v[4], &v[5]) != 6
-        || v[3] > UINT32_MAX) {
-        return false;
-    }
-    h.epoch = v[0];
-    h.id = v[1];
-    pushq_limits_default(&h.lim);
-    h.lim.buffer = static_cast<uint32_t>(v[3]);
-    h.lim.buffer_bytes = v[4];
-    h.lim.message_ttl_ms = v[5];
-    h.lim.max_message_size = UINT64_MAX;
-    return true;
-}
-
-uint64_t realtime_ms()
-{
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000
-           + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
-}
-
-/* Mirrors ids first..last of h's channel and life from Redis's stream:
- * what the subscription missed (it was down, or Redis restarted and was
- * published to before this server subscribed again), so that the local
- * subscribers get it in order before h's message.  Best effort: what the
- * stream no longer holds stays missing (the mirror counts it lost). */
-uint64_t backfill(redis_link *r, const heard &h, uint64_t first,
-                  uint64_t last)
-{
-    if (last - first + 1 > h.lim.buffer) {
-        first = last - h.lim.buffer + 1;
-    }
-    char errbuf[256];
-    const char *why = nullptr;
-    redisContext *c = checkout(r, errbuf, sizeof(errbuf), &why);
-    if (c == nullptr) {
-        return 0;
-    }
-    const std::string key = "pushq:{" + h.chan + "}:log";
-    const std::string from = "0-" + std::to_string(first);
-    const std::string to = "0-" + std::to_string(last);
-    const std::string count = std::to_string(last - first + 1);
-    const char *argv[6] = {"XRANGE", key.c_str(), from.c_str(), to.c_str(),
-                           "COUNT", count.c_str()};
-    size_t argvlen[6] = {6, key.size(), from.size(), to.size(), 5,
-                         count.size()};
-    auto *rep = static_cast<redisReply *>(
-        redisCommandArgv(c, 6, argv, argvlen));
-    checkin(r, c, rep != nullptr);
     if (rep == nullptr) {
         return 0;
     }
-    uint64_t wakers = 0;
-    const uint64_t now = pushq_now_ms();
-    const uint64_t wall = realtime_ms();
+    if (rep->type == REDIS_REPLY_STRING) {
+        return rep->len;
+    }
+    size_t n = 0;
     if (rep->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 0; i < rep->elements; i++) {
-            const redisReply *e = rep->element[i];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2
-                || e->element[0]->type != REDIS_REPLY_STRING
-                || e->element[1]->type != REDIS_REPLY_ARRAY) {
-                continue;
-            }
-            const uint64_t id = std::strtoull(e->element[0]->str + 2,
-                                              nullptr, 10);
-            uint64_t flags = 0, expires = 0;
-            const char *data = "";
-            size_t len = 0;
-            const redisReply *f = e->element[1];
-            for (size_t k = 0; k + 1 < f->elements; k += 2) {
-                const redisReply *fk = f->element[k];
-                const redisReply *fv = f->element[k + 1];
-                if (fk->type != REDIS_REPLY_STRING
-                    || fv->type != REDIS_REPLY_STRING || fk->len != 1) {
-                    continue;
-                }
-                switch (fk->str[0]) {
-                case 'f': flags = std::strtoull(fv->str, nullptr, 10); break;
-                case 'e': expires = std::strtoull(fv->str, nullptr, 10); break;
-                case 'd': data = fv->str; len = fv->len; break;
-                default: break;
-                }
-            }
-            if (id == 0 || (expires != 0 && expires <= wall)) {
-                continue;
-            }
-            pushq_publish_result_t res{};
-            if (pushq_store_mirror(r->p_->store_, h.chan.data(),
-                                   h.chan.size(), h.epoch, id, data, len,
-                                   static_cast<unsigned>(flags), &h.lim, now,
-                                   &res, &why) == PUSHQ_OK) {
-                wakers |= res.wakers;
-            }
+            n += reply_bytes(rep->element[i]);
         }
     }
-    freeReplyObject(rep);
-    return wakers;
+    return n;
 }
 
+/* Asks for chan to be read after after_id (merged with a read already
+ * asked for: from the lower of the two). */
+void want_read(redis_link *r, std::string_view chan, uint64_t after_id)
+{
+    std::string key(chan);
+    auto it = r->reads_.find(key);
+    if (it != r->reads_.end()) {
+        it->second.after_id = std::min(it->second.after_id, after_id);
+        return;
+    }
+    r->reads_.emplace(key, redis_link::pending_read{after_id, 0});
+    r->read_order_.push_back(std::move(key));
+}
+
+/* Every local channel that came from Redis and has subscribers: read on
+ * each subscription confirm (what was published while it was down). */
+void walk_channels(redis_link *r)
+{
+    std::vector<std::pair<std::string, uint64_t>> found;
+    pushq_store_redis_channels(
+        r->p_->store_,
+        [](void *ctx, const char *chan, size_t chan_len, uint64_t newest) {
+            /* the store is locked: copy only */
+            try {
+                static_cast<std::vector<std::pair<std::string, uint64_t>> *>(
+                    ctx)->emplace_back(std::string(chan, chan_len), newest);
+            } catch (...) {
+            }
+        },
+        &found);
+    for (const auto &[chan, newest] : found) {
+        want_read(r, chan, newest);
+    }
+}
+
+uint64_t local_newest(redis_link *r, const std::string &chan)
+{
+    pushq_channel_stats_t cs{};
+    if (pushq_store_channel_stats(r->p_->store_, chan.data(), chan.size(),
+                                  pushq_now_ms(), &cs) != PUSHQ_OK) {
+        return 0;
+    }
+    return cs.last_id;
+}
+
+/* One read of the stream (the first channel waiting) on a pool
+ * connection, mirrored with pushq_redis_reply_range; the channel waits
+ * again (after its new local newest id) while Redis has more.  False when
+ * it failed (the caller waits a little before the next). */
+bool read_one(redis_link *r)
+{
+    if (r->read_order_.empty()) {
+        return true;
+    }
+    std::string chan = std::move(r->read_order_.front());
+    r->read_order_.pop_front();
+    auto it = r->reads_.find(chan);
+    if (it == r->reads_.end()) {
+        return true;
+    }
+    const uint64_t after = it->second.after_id;
+    char errbuf[256];
+    const char *why = nullptr;
+    pushq_status_t st = PUSHQ_ENOMEM;
+    int more = 0;
+    redisContext *c = checkout(r, errbuf, sizeof(errbuf), &why);
+    if (c != nullptr) {
+        pushq_redis_cmd_t cmd;
+        pushq_redis_cmd_range(&cmd, chan.data(), chan.size(), after,
+                              read_max_msgs);
+        redisReply *rep = command(c, cmd);
+        checkin(r, c, rep != nullptr);
+        uint64_t wakers = 0;
+        st = pushq_redis_reply_range(r->p_->store_, chan.data(), chan.size(),
+                                     rep, pushq_now_ms(), &wakers, &more,
+                                     &why);
+        if (wakers != 0) {
+            wake_channel(r, chan, reply_bytes(rep));
+        }
+        if (rep != nullptr) {
+            freeReplyObject(rep);
+        }
+    }
+    if (st == PUSHQ_OK && more == 0) {
+        r->reads_.erase(it);
+        return true;
+    }
+    const uint64_t newest = local_newest(r, chan);
+    if (st != PUSHQ_OK || newest == after) {
+        it->second.failures++;          /* an error, or no progress */
+    } else {
+        it->second.failures = 0;
+    }
+    if (it->second.failures >= read_fails) {
+        if (!r->logged_read_) {         /* once per subscription */
+            r->logged_read_ = true;
+            log_line("redis: %s: cannot catch channel \"%s\" up: %s; its "
+                     "subscribers count the messages it misses as lost",
+                     r->where_.c_str(), chan.c_str(),
+                     st != PUSHQ_OK ? (why ? why : "error") : "no progress");
+        }
+        r->reads_.erase(it);
+        return st == PUSHQ_OK;
+    }
+    if (st == PUSHQ_OK) {
+        it->second.after_id = newest;
+    }
+    r->read_order_.push_back(std::move(chan));
+    return st == PUSHQ_OK;
+}
+
+/* A reply heard on the subscription: the channel's next message is
+ * mirrored (waking its subscribers), one past a gap asks for a read. */
 void mirror(redis_link *r, const redisReply *rep)
 {
     uint64_t wakers = 0;
     const char *why = nullptr;
     const uint64_t now = pushq_now_ms();
-    heard h;
-    if (parse_heard(rep, h)) {
-        /* A gap in this life, or a new life that began before we heard
-         * it: fetch what was missed first. */
-        auto it = r->epochs_.find(h.chan);
-        if (it != r->epochs_.end()) {
-            pushq_channel_stats_t cs{};
-            uint64_t local = 0;
-            if (pushq_store_channel_stats(r->p_->store_, h.chan.data(),
-                                          h.chan.size(), now, &cs)
-                == PUSHQ_OK) {
-                local = cs.last_id;
-            }
-            if (it->second == h.epoch && local > 0 && h.id > local + 1) {
-                wakers |= backfill(r, h, local + 1, h.id - 1);
-            } else if (it->second != h.epoch && h.id > 1) {
-                wakers |= backfill(r, h, 1, h.id - 1);
-            }
-        }
-        r->epochs_[h.chan] = h.epoch;
-    }
-    uint64_t w = 0;
-    pushq_status_t st = pushq_redis_mirror(r->p_->store_, rep, now, &w, &why);
-    wakers |= w;
+    pushq_redis_gap_t gap;
+    gap.chan_len = 0;
+    pushq_status_t st = pushq_redis_mirror_heard(r->p_->store_, rep, now,
+                                                 &wakers, &gap, &why);
     if (st != PUSHQ_OK) {
         /* At most one line every 10 s: a full store would say it per
          * message. */
@@ -537,35 +529,27 @@ void mirror(redis_link *r, const redisReply *rep)
                      "not mirrored: %s", r->where_.c_str(),
                      why ? why : "error");
         }
-    }
-    if (wakers != 0) {
-        wake_channel(r, rep);
-    }
-}
-
-/* Forgets the epochs of channels the store no longer has (every minute). */
-void prune_epochs(redis_link *r)
-{
-    const uint64_t now = pushq_now_ms();
-    if (now < r->next_prune_ms_) {
         return;
     }
-    r->next_prune_ms_ = now + 60000;
-    for (auto it = r->epochs_.begin(); it != r->epochs_.end();) {
-        pushq_channel_stats_t cs{};
-        if (pushq_store_channel_stats(r->p_->store_, it->first.data(),
-                                      it->first.size(), now, &cs)
-            == PUSHQ_ENOTFOUND) {
-            it = r->epochs_.erase(it);
-        } else {
-            ++it;
-        }
+    if (gap.chan_len != 0 && gap.chan_len <= sizeof(gap.chan)) {
+        want_read(r, std::string_view(gap.chan, gap.chan_len), gap.after_id);
+    }
+    if (wakers != 0) {
+        /* "pmessage", pattern, "pushq:m:<channel>", message (checked) */
+        static constexpr size_t prefix = sizeof("pushq:m:") - 1;
+        const redisReply *ch = rep->element[2];
+        wake_channel(r, std::string_view(ch->str + prefix, ch->len - prefix),
+                     rep->element[3]->len);
     }
 }
 
-/* Reads and mirrors until the connection fails (returns why) or stop. */
+/* Reads and mirrors until the connection fails (returns why) or stop.
+ * Between two reads of the socket (at most 16 KiB each: hiredis's read
+ * size) one channel waiting is read from the stream, so neither starves
+ * the other. */
 std::string read_loop(redis_link *r, redisContext *c)
 {
+    uint64_t next_read_ms = 0;      /* after a failed stream read */
     for (;;) {
         if (r->stop_.load()) {
             return "";
@@ -582,12 +566,30 @@ std::string read_loop(redis_link *r, redisContext *c)
             freeReplyObject(rep);
             continue;
         }
+        int wait_ms = 1000;
+        if (!r->read_order_.empty()) {
+            const uint64_t now = pushq_now_ms();
+            if (now >= next_read_ms) {
+                bool ok = true;
+                try {
+                    ok = read_one(r);
+                } catch (...) {
+                    ok = false;
+                }
+                next_read_ms = ok ? 0 : pushq_now_ms() + read_retry_ms;
+            }
+            if (!r->read_order_.empty()) {
+                const uint64_t at = pushq_now_ms();
+                wait_ms = next_read_ms > at
+                              ? static_cast<int>(next_read_ms - at) : 0;
+            }
+        }
         pollfd fds[2]{};
         fds[0].fd = c->fd;
         fds[0].events = POLLIN;
         fds[1].fd = r->stop_fd_;
         fds[1].events = POLLIN;
-        int n = poll(fds, 2, 1000);
+        int n = poll(fds, 2, wait_ms);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -597,14 +599,7 @@ std::string read_loop(redis_link *r, redisContext *c)
         if (fds[1].revents != 0) {
             return "";
         }
-        if (n == 0) {
-            try {
-                prune_epochs(r);
-            } catch (...) {
-            }
-            continue;
-        }
-        if (fds[0].revents != 0 && redisBufferRead(c) != REDIS_OK) {
+        if (n > 0 && fds[0].revents != 0 && redisBufferRead(c) != REDIS_OK) {
             return c->errstr;
         }
     }
@@ -641,6 +636,16 @@ void *subscription_main(void *arg)
         down = false;
         r->subscribed_.store(true);
         r->generation_.fetch_add(1);
+        /* The mirror reads what it did not hear meanwhile: every channel
+         * that came from Redis and has subscribers. */
+        r->logged_read_ = false;
+        try {
+            walk_channels(r);
+            for (auto &[chan, rd] : r->reads_) {
+                rd.failures = 0;
+            }
+        } catch (...) {
+        }
         /* Takers may have missed what was published while the mirror was
          * deaf: wake them all to take again. */
         pushq_store_wake_all(r->p_->store_);

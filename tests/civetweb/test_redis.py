@@ -11,6 +11,12 @@ on a free loopback port by tests/redis/redis_server.py).
   (nothing stored locally), a WebSocket publish closes with 1013, the
   outage is logged once; Redis back: publishes work again and subscribers
   that stayed connected get them;
+- subscription connections cut (CLIENT KILL TYPE pubsub) while messages
+  are published: the mirror catches up from Redis's stream when it
+  subscribes again, so subscribers get them in order without a later
+  message;
+- Redis restarted empty while WebSockets wait: the new ids 1, 2 carry the
+  new contents;
 - a bad `redis` URL is refused at attach, naming the option;
 - detach with Redis attached (SIGTERM) exits 0 promptly.
 """
@@ -395,6 +401,120 @@ def test_redis_down_503_then_back(pair, redis):
         pool = [ln for ln in log.splitlines()
                 if "publish and take answer 503" in ln]
         assert len(pool) <= 1, pool
+
+
+def subscription_count(redis):
+    """Connections subscribed to Redis (PSUBSCRIBE pushq:m:*)."""
+    out = redis.cli("CLIENT", "LIST", "TYPE", "pubsub")
+    return len([ln for ln in out.splitlines() if ln.strip()])
+
+
+def test_subscription_cut_catches_up_without_a_later_message(pair, redis):
+    """Redis stays up, but both servers' subscription connections are cut
+    (CLIENT KILL TYPE pubsub) and cannot subscribe again for a while (an
+    ACL takes PSUBSCRIBE away meanwhile, so the cut is certain to last):
+    what is published meanwhile reaches every subscriber -- anonymous
+    WebSockets on both servers, a long-poll on B -- in order, once the
+    subscriptions are back, with no later message to reveal the gap."""
+    a, b, _ = pair
+    wait_subscribed(a)
+    wait_subscribed(b)
+    ch = c.new_channel()
+    wss = [c.RawWS(s, query={"channel": ch, "format": "json"})
+           for s in (a, b)]
+    try:
+        assert c.wait_subscribers(a, ch, 1) and c.wait_subscribers(b, ch, 1)
+        assert c.publish_ok(a, ch, "before")["id"] == 1
+        for ws in wss:
+            j = json.loads(ws.recv_text(5))
+            assert (j["id"], j["msg"]) == (1, "before"), j
+        fut = c.background(c.poll_json, b, ch, timeout=12)
+        assert c.wait_subscribers(b, ch, 2)
+
+        redis.cli("ACL", "SETUSER", "default", "-psubscribe")
+        try:
+            assert int(redis.cli("CLIENT", "KILL", "TYPE", "pubsub")) == 2
+            sent = []
+            for i, srv in enumerate((a, b, a, b, b)):
+                sent.append((c.publish_ok(srv, ch, "cut%d" % i)["id"],
+                             "cut%d" % i))
+            assert [i for i, _ in sent] == [2, 3, 4, 5, 6]
+            # deaf meanwhile: nothing is delivered
+            time.sleep(0.3)
+            assert subscription_count(redis) == 0
+            assert not fut.done()
+        finally:
+            redis.cli("ACL", "SETUSER", "default", "+psubscribe")
+
+        assert c.wait_for(lambda: subscription_count(redis) == 2, 15)
+        for ws in wss:
+            got = [json.loads(ws.recv_text(10)) for _ in range(len(sent))]
+            assert [(g["id"], g["msg"]) for g in got] == sent, got
+            assert all(not g.get("lost") for g in got), got
+        j = fut.result(10)
+        assert j["status"] is True and (j["id"], j["msg"]) == sent[0], j
+        # and the mirror follows the subscription again
+        j = c.publish_ok(b, ch, "after")
+        assert j["id"] == 7
+        for ws in wss:
+            g = json.loads(ws.recv_text(5))
+            assert (g["id"], g["msg"]) == (7, "after"), g
+    finally:
+        for ws in wss:
+            ws.close_socket()
+    for srv in (a, b):
+        lines = srv.log_text().splitlines()
+        down = [ln for ln in lines
+                if "subscription lost" in ln or "subscription down" in ln]
+        assert len(down) == 1, down
+        assert len([ln for ln in lines if "subscription back" in ln]) == 1
+        assert not [ln for ln in lines if "cannot catch" in ln], lines
+
+
+def test_redis_restarted_empty_same_ids_new_contents_websocket(pair, redis):
+    """Redis restarts empty while WebSocket subscribers wait (raw and
+    format=json, on both servers): the channel begins again at id 1, and
+    the new life's messages 1 and 2 reach them with their own contents,
+    never with the bytes of the old life's messages of the same ids (a
+    frame cached by message id alone would send those)."""
+    a, b, _ = pair
+    wait_subscribed(a)
+    wait_subscribed(b)
+    ch = c.new_channel()
+    subs = [(fmt, c.RawWS(s, query=dict({"channel": ch}, **extra)))
+            for s in (a, b)
+            for fmt, extra in (("raw", {}), ("json", {"format": "json"}))]
+
+    def recv(fmt, ws):
+        text = ws.recv_text(10)
+        if fmt == "raw":
+            return text
+        j = json.loads(text)
+        return "%d:%s" % (j["id"], j["msg"])
+    try:
+        assert c.wait_subscribers(a, ch, 2) and c.wait_subscribers(b, ch, 2)
+        assert c.publish_ok(a, ch, "old-1")["id"] == 1
+        assert c.publish_ok(b, ch, "old-2")["id"] == 2
+        for fmt, ws in subs:
+            want = (["old-1", "old-2"] if fmt == "raw"
+                    else ["1:old-1", "2:old-2"])
+            assert [recv(fmt, ws) for _ in range(2)] == want
+
+        redis.stop()
+        redis.start()               # empty
+        for srv in (a, b):
+            back = c.wait_for(
+                lambda: "subscription back" in srv.log_text(), 15)
+            assert back, srv.log_text()[-2000:]
+        assert publish_retry(b, ch, "new-1").json()["id"] == 1
+        assert c.publish_ok(a, ch, "new-2")["id"] == 2
+        for fmt, ws in subs:
+            want = (["new-1", "new-2"] if fmt == "raw"
+                    else ["1:new-1", "2:new-2"])
+            assert [recv(fmt, ws) for _ in range(2)] == want, fmt
+    finally:
+        for _, ws in subs:
+            ws.close_socket()
 
 
 def test_server_starts_while_redis_is_down(redis):
