@@ -564,7 +564,7 @@ ngx_http_pushq_lp_notify(ngx_http_pushq_sub_t *s)
 
         rc = ngx_http_pushq_lp_take(lp);
 
-        if (rc != NGX_OK) {
+        if (rc != NGX_DECLINED) {
             ngx_http_pushq_lp_finish(lp, rc);
         }
 
@@ -748,7 +748,7 @@ ngx_http_pushq_lp_redis(ngx_http_pushq_lp_t *lp,
 
     rc = ngx_http_pushq_lp_take(lp);
 
-    if (rc != NGX_OK) {
+    if (rc != NGX_DECLINED) {
         return rc;
     }
 
@@ -774,8 +774,9 @@ ngx_http_pushq_lp_redis(ngx_http_pushq_lp_t *lp,
 
 /*
  * The link is down (or Redis answered an error): wait, and take again when
- * kicked or after NGX_HTTP_PUSHQ_LP_RETRY.  Returns NGX_OK (waiting) or
- * the rc of the answer given now (a final one: nothing).
+ * kicked or after NGX_HTTP_PUSHQ_LP_RETRY.  Returns NGX_DECLINED (waiting,
+ * as ngx_http_pushq_lp_answer) or the rc of the answer given now (a final
+ * one: nothing), which may be NGX_OK.
  */
 
 static ngx_int_t
@@ -796,13 +797,14 @@ ngx_http_pushq_lp_down(ngx_http_pushq_lp_t *lp)
         ngx_add_timer(&lp->retry, NGX_HTTP_PUSHQ_LP_RETRY);
     }
 
-    return NGX_OK;
+    return NGX_DECLINED;
 }
 
 
 /*
- * Sends a take unless one is in flight.  Returns NGX_OK when the request
- * goes on waiting, else the rc to finalize it with.
+ * Sends a take unless one is in flight.  Returns NGX_DECLINED when the
+ * request goes on waiting, else the rc to finalize it with (an answer sent
+ * gives NGX_OK: it too must finalize the request).
  */
 
 static ngx_int_t
@@ -818,7 +820,7 @@ ngx_http_pushq_lp_take(ngx_http_pushq_lp_t *lp)
     r = lp->base.request;
 
     if (lp->op) {
-        return NGX_OK;
+        return NGX_DECLINED;
     }
 
     /* a take consumes: not for a client that is gone */
@@ -885,7 +887,7 @@ ngx_http_pushq_lp_take(ngx_http_pushq_lp_t *lp)
 
     lp->op = op;
 
-    return NGX_OK;
+    return NGX_DECLINED;
 }
 
 
@@ -955,7 +957,7 @@ ngx_http_pushq_lp_taken(ngx_http_pushq_redis_op_t *op,
         goto done;
     }
 
-    rc = NGX_OK;
+    rc = NGX_DECLINED;
 
     if (pushq_sub_ready(ngx_http_pushq_worker.store, &lp->base.sub)) {
 
@@ -981,7 +983,7 @@ ngx_http_pushq_lp_taken(ngx_http_pushq_redis_op_t *op,
 
 done:
 
-    if (rc != NGX_OK) {
+    if (rc != NGX_DECLINED) {
         ngx_http_pushq_lp_finish(lp, rc);
     }
 }
@@ -995,7 +997,7 @@ ngx_http_pushq_lp_retry(ngx_event_t *ev)
 
     rc = ngx_http_pushq_lp_take(lp);
 
-    if (rc != NGX_OK) {
+    if (rc != NGX_DECLINED) {
         ngx_http_pushq_lp_finish(lp, rc);
     }
 }
