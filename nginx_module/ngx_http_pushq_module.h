@@ -258,6 +258,7 @@ ngx_int_t ngx_http_pushq_longpoll_handler(ngx_http_request_t *r,
     ngx_http_pushq_loc_conf_t *plcf, pushq_args_t *args);
 ngx_int_t ngx_http_pushq_websocket_handler(ngx_http_request_t *r,
     ngx_http_pushq_loc_conf_t *plcf, pushq_args_t *args);
+void ngx_http_pushq_ws_exit(void);
 ngx_int_t ngx_http_pushq_status_handler(ngx_http_request_t *r);
 
 

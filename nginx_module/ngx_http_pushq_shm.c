@@ -31,6 +31,7 @@ static void ngx_http_pushq_sweep_handler(ngx_event_t *ev);
 static void ngx_http_pushq_dispatch(void);
 static void ngx_http_pushq_shutdown(void);
 static void ngx_http_pushq_free_group(ngx_http_pushq_group_t *g);
+static void ngx_http_pushq_free_all_groups(void);
 static void ngx_http_pushq_close_own_eventfd(void);
 
 
@@ -272,6 +273,16 @@ ngx_http_pushq_worker_stop(ngx_cycle_t *cycle)
     w->registered = 0;
 
     ngx_http_pushq_close_own_eventfd();
+
+    /*
+     * Free what only this module's statics point to: nginx unloads the
+     * module (dlclose) when it destroys the cycle's pool at exit, after
+     * which valgrind would rightly see it as lost.  Nothing runs after
+     * this hook, so the subscribers' links to their groups do not matter.
+     */
+
+    ngx_http_pushq_free_all_groups();
+    ngx_http_pushq_ws_exit();
 }
 
 
@@ -493,6 +504,21 @@ ngx_http_pushq_free_empty_groups(void)
         }
 
         node = next;
+    }
+}
+
+
+static void
+ngx_http_pushq_free_all_groups(void)
+{
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+
+    while (w->groups.root != w->groups.sentinel) {
+        ngx_http_pushq_free_group((ngx_http_pushq_group_t *)
+                                  ngx_rbtree_min(w->groups.root,
+                                                 w->groups.sentinel));
     }
 }
 

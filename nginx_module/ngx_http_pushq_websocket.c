@@ -959,6 +959,28 @@ ngx_http_pushq_ws_publish(ngx_http_pushq_ws_t *ws, pushq_ws_event_t *ev)
 }
 
 
+/* the worker exits: the free list and the scratch buffer go (see
+ * ngx_http_pushq_worker_stop) */
+
+void
+ngx_http_pushq_ws_exit(void)
+{
+    ngx_http_pushq_out_t  *o;
+
+    while (ngx_http_pushq_ws_free) {
+        o = ngx_http_pushq_ws_free;
+        ngx_http_pushq_ws_free = o->next;
+        ngx_free(o);
+    }
+
+    if (ngx_http_pushq_ws_scratch) {
+        ngx_free(ngx_http_pushq_ws_scratch);
+        ngx_http_pushq_ws_scratch = NULL;
+        ngx_http_pushq_ws_scratch_size = 0;
+    }
+}
+
+
 static ngx_http_pushq_out_t *
 ngx_http_pushq_ws_out_alloc(ngx_log_t *log)
 {
