@@ -41,10 +41,10 @@ include $(wildcard tests/integration/build.mk)
 include $(wildcard tests/browser/browser.mk)
 include $(wildcard tests/conformance/conformance.mk)
 include $(wildcard tests/hostile/hostile.mk)
-include $(wildcard tests/valgrind/valgrind.mk)
-include $(wildcard tests/soak/soak.mk)
 include $(wildcard tests/redis/redis.mk)
 include $(wildcard bench/build.mk)
+include $(wildcard tests/valgrind/valgrind.mk)
+include $(wildcard tests/soak/soak.mk)
 
 .PHONY: all test clean demo
 all: $(ALL_TARGETS)

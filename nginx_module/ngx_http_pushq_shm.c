@@ -149,7 +149,10 @@ ngx_http_pushq_close_eventfds(void *data)
     ngx_uint_t  i;
 
     for (i = 0; i < pmcf->nefd; i++) {
-        (void) close(pmcf->efd[i]);
+        if (pmcf->efd[i] != -1) {
+            /* a worker's own entry is -1 once it closed it at exit */
+            (void) close(pmcf->efd[i]);
+        }
     }
 
     pmcf->nefd = 0;

@@ -1317,6 +1317,9 @@ ngx_http_pushq_ws_unsent(ngx_http_pushq_ws_t *ws, size_t limit)
 
     ws->written = 0;
 
+    /* set first: valgrind does not know this ioctl writes it */
+    n = 0;
+
     if (ioctl(ws->c->fd, SIOCOUTQNSD, &n) == 0
         && n > 0)
     {
