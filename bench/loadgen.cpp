@@ -10,6 +10,13 @@
 //                --duration seconds, no subscribers (or any URL: the
 //                `return 200` ceiling).
 //
+// --sub-ports P1,P2,... spreads the subscribers over several servers
+// (subscriber i on P[i % n]; publishing stays on --port): the Redis
+// two-server run (bench/bench_redis.py).  --ready-path is then asked on
+// each of them, and each must count its share of the subscribers, or all
+// of them with --ready-global (a server that reports the cluster's
+// count, as nchan does in its Redis mode).
+//
 // Every message is 64 bytes and carries "#PQ<seq>:<monotonic ns>:", so a
 // subscriber checks loss, duplicates and order and measures publish ->
 // receive latency whatever the framing (WebSocket frame, JSON, multipart).
@@ -168,6 +175,8 @@ struct options {
     int parallel = 200;
     int pipeline = 1;
     std::vector<int> pids;
+    std::vector<int> sub_ports;  // empty: subscribers on --port
+    bool ready_global = false;
 };
 
 enum class role { sub_ws, sub_lp, pub };
@@ -175,6 +184,7 @@ enum class state { closed, connecting, wait_head, open };
 
 struct conn {
     int fd = -1;
+    const sockaddr_in* addr = nullptr;  // where it connects
     role r = role::pub;
     state s = state::closed;
     int idx = 0;
@@ -286,6 +296,7 @@ private:
     options o_;
     int ep_ = -1;
     sockaddr_in addr_{};
+    std::vector<sockaddr_in> sub_addrs_;  // subscriber i: [i % size]
     std::vector<std::unique_ptr<conn>> subs_;
     std::vector<std::unique_ptr<conn>> pubs_;
     int connecting_ = 0;
@@ -344,7 +355,8 @@ void loadgen::open_conn(conn& c)
         c.counted = true;
         connecting_++;
     }
-    int rc = connect(c.fd, reinterpret_cast<sockaddr*>(&addr_), sizeof addr_);
+    const sockaddr_in* a = c.addr ? c.addr : &addr_;
+    int rc = connect(c.fd, reinterpret_cast<const sockaddr*>(a), sizeof *a);
     if (rc < 0 && errno != EINPROGRESS) {
         perror("connect");
         exit(2);
@@ -731,35 +743,50 @@ void loadgen::poll_once(int timeout_ms)
 }
 
 // Blocking GET of --ready-path until it reports >= subs subscribers
-// ("subscribers": N in pushq's JSON, "subscribers: N" in nchan's text).
+// ("subscribers": N in pushq's JSON, "subscribers: N" in nchan's text); with
+// several --sub-ports, until each reports its share (or all, --ready-global).
+long get_subscribers(const sockaddr_in& addr, const options& o)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    timeval tv{2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    long count = -1;
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) {
+        std::string req = "GET " + o.ready_path + " HTTP/1.1\r\nHost: " + o.host
+                          + "\r\nAccept: text/plain\r\nConnection: close\r\n\r\n";
+        send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+        std::string in;
+        char buf[4096];
+        ssize_t k;
+        while ((k = recv(fd, buf, sizeof buf, 0)) > 0)
+            in.append(buf, size_t(k));
+        size_t p = in.find("subscribers");
+        if (p != std::string::npos) {
+            p += 11;
+            while (p < in.size() && (in[p] == '"' || in[p] == ':' || in[p] == ' '))
+                p++;
+            if (p < in.size() && isdigit(static_cast<unsigned char>(in[p])))
+                count = atol(in.c_str() + p);
+        }
+    }
+    ::close(fd);
+    return count;
+}
+
 bool loadgen::wait_ready()
 {
     uint64_t deadline = now_ns() + 10'000'000'000ull;
+    size_t n = sub_addrs_.size();
     while (now_ns() < deadline) {
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        timeval tv{2, 0};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        long count = -1;
-        if (connect(fd, reinterpret_cast<sockaddr*>(&addr_), sizeof addr_) == 0) {
-            std::string req = "GET " + o_.ready_path + " HTTP/1.1\r\nHost: " + o_.host
-                              + "\r\nAccept: text/plain\r\nConnection: close\r\n\r\n";
-            send(fd, req.data(), req.size(), MSG_NOSIGNAL);
-            std::string in;
-            char buf[4096];
-            ssize_t k;
-            while ((k = recv(fd, buf, sizeof buf, 0)) > 0)
-                in.append(buf, size_t(k));
-            size_t p = in.find("subscribers");
-            if (p != std::string::npos) {
-                p += 11;
-                while (p < in.size() && (in[p] == '"' || in[p] == ':' || in[p] == ' '))
-                    p++;
-                if (p < in.size() && isdigit(static_cast<unsigned char>(in[p])))
-                    count = atol(in.c_str() + p);
-            }
+        bool all = true;
+        for (size_t i = 0; i < n && all; i++) {
+            // subscribers on this server: indices i, i + n, i + 2n, ...
+            long share = o_.ready_global || n == 1
+                             ? o_.subs
+                             : (o_.subs / long(n)) + (long(i) < o_.subs % long(n) ? 1 : 0);
+            all = get_subscribers(sub_addrs_[i], o_) >= share;
         }
-        ::close(fd);
-        if (count >= o_.subs)
+        if (all)
             return true;
         // keep the WebSockets served (pings) while waiting
         poll_once(50);
@@ -786,6 +813,15 @@ int loadgen::run()
     addr_.sin_family = AF_INET;
     addr_.sin_port = htons(uint16_t(o_.port));
     inet_pton(AF_INET, o_.host.c_str(), &addr_.sin_addr);
+    if (o_.sub_ports.empty()) {
+        sub_addrs_.push_back(addr_);
+    } else {
+        for (int p : o_.sub_ports) {
+            sockaddr_in a = addr_;
+            a.sin_port = htons(uint16_t(p));
+            sub_addrs_.push_back(a);
+        }
+    }
     ep_ = epoll_create1(EPOLL_CLOEXEC);
 
     bool idle = o_.mode == "idle";
@@ -798,6 +834,7 @@ int loadgen::run()
         auto c = std::make_unique<conn>();
         c->r = sr;
         c->idx = i;
+        c->addr = &sub_addrs_[size_t(i) % sub_addrs_.size()];
         subs_.push_back(std::move(c));
     }
     seen_.assign(size_t(nsubs) * size_t(std::max(o_.msgs, 0)), 0);
@@ -966,7 +1003,8 @@ int loadgen::run()
             "  [--ready-path /status?channel=c] [--named] [--nchan] [--batch K]\n"
             "  [--conns 8 --duration S] (pub) [--pipeline K: publishes in flight per connection]\n"
             "  [--hold S --settle S] (idle)\n"
-            "  [--pids 1,2] [--parallel 200] [--timeout S]\n");
+            "  [--pids 1,2] [--parallel 200] [--timeout S]\n"
+            "  [--sub-ports P1,P2 [--ready-global]] (subscribers over several servers)\n");
     exit(2);
 }
 
@@ -1001,6 +1039,15 @@ int main(int argc, char** argv)
         else if (a == "--pipeline") o.pipeline = std::max(1, atoi(val().c_str()));
         else if (a == "--named") o.named = true;
         else if (a == "--nchan") o.nchan = true;
+        else if (a == "--ready-global") o.ready_global = true;
+        else if (a == "--sub-ports") {
+            std::string v = val();
+            for (char* p = v.data(); *p;) {
+                o.sub_ports.push_back(int(strtol(p, &p, 10)));
+                if (*p == ',') p++;
+                else if (*p) usage();
+            }
+        }
         else if (a == "--pids") {
             std::string v = val();
             for (char* p = v.data(); *p;) {
