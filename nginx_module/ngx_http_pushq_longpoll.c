@@ -45,7 +45,6 @@
 #define NGX_HTTP_PUSHQ_LP_GRACE      5000
 
 /* pushq_sub_open_at's "after": the local newest id instead */
-#define NGX_HTTP_PUSHQ_LP_NEWEST     ((uint64_t) -1)
 
 
 typedef struct {
@@ -649,68 +648,15 @@ static void ngx_http_pushq_lp_taken(ngx_http_pushq_redis_op_t *op,
 static void ngx_http_pushq_lp_retry(ngx_event_t *ev);
 
 
-/*
- * (Re)opens the doorbell: an anonymous local subscriber that is ready once
- * the local mirror holds a message after `after` (NGX_HTTP_PUSHQ_LP_NEWEST:
- * after the local newest id).  The new one is opened before the old one is
- * closed, so the channel (and its group key) stays the same.
- */
+/* the doorbell: see ngx_http_pushq_doorbell() */
 
 static ngx_int_t
 ngx_http_pushq_lp_doorbell(ngx_http_pushq_lp_t *lp, uint64_t after)
 {
-    uint64_t                  now;
-    const char               *why;
-    pushq_sub_t               sub;
-    pushq_status_t            st;
-    pushq_sub_spec_t          spec;
-    ngx_http_pushq_worker_t  *w;
-
-    w = &ngx_http_pushq_worker;
-    now = pushq_now_ms();
-
-    ngx_memzero(&spec, sizeof(pushq_sub_spec_t));
-    spec.chan = lp->args.channel;
-    spec.chan_len = lp->args.channel_len;
-    spec.kind = PUSHQ_SUB_LONGPOLL;
-    spec.owner = w->owner;
-
-    ngx_memzero(&sub, sizeof(pushq_sub_t));
-    why = NULL;
-
-    if (after == NGX_HTTP_PUSHQ_LP_NEWEST) {
-        st = pushq_sub_open(w->store, &spec, &lp->conf->limits, now, &sub,
-                            &why);
-
-    } else {
-        st = pushq_sub_open_at(w->store, &spec, after, &lp->conf->limits,
-                               now, &sub, &why);
-    }
-
-    if (st != PUSHQ_OK) {
-        ngx_log_error(NGX_LOG_WARN, lp->base.request->connection->log, 0,
-                      "pushq: cannot open a local subscriber: %s",
-                      why ? why : "error");
-        return NGX_ERROR;
-    }
-
-    if (lp->base.open) {
-        pushq_sub_close(w->store, &lp->base.sub, now);
-    }
-
-    lp->base.sub = sub;
-    lp->base.open = 1;
-
-    if (lp->base.group
-        && lp->base.group->node.key
-           == (ngx_rbtree_key_t) pushq_sub_channel_key(&lp->base.sub))
-    {
-        return NGX_OK;
-    }
-
-    ngx_http_pushq_unregister(&lp->base);
-
-    return ngx_http_pushq_register(&lp->base);
+    return ngx_http_pushq_doorbell(&lp->base, PUSHQ_SUB_LONGPOLL,
+                                   lp->args.channel, lp->args.channel_len,
+                                   &lp->conf->limits, after,
+                                   lp->base.request->connection->log);
 }
 
 
@@ -790,7 +736,7 @@ ngx_http_pushq_lp_down(ngx_http_pushq_lp_t *lp)
     if (!lp->base.open) {
         /* registered, so that a kick finds us (the store full: the retry
          * timer does) */
-        (void) ngx_http_pushq_lp_doorbell(lp, NGX_HTTP_PUSHQ_LP_NEWEST);
+        (void) ngx_http_pushq_lp_doorbell(lp, NGX_HTTP_PUSHQ_NEWEST);
     }
 
     if (!lp->retry.timer_set) {
@@ -966,7 +912,7 @@ ngx_http_pushq_lp_taken(ngx_http_pushq_redis_op_t *op,
             lp->spins = 1;
             rc = ngx_http_pushq_lp_take(lp);
 
-        } else if (ngx_http_pushq_lp_doorbell(lp, NGX_HTTP_PUSHQ_LP_NEWEST)
+        } else if (ngx_http_pushq_lp_doorbell(lp, NGX_HTTP_PUSHQ_NEWEST)
                    != NGX_OK)
         {
             /*

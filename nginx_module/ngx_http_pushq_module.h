@@ -181,6 +181,10 @@ ngx_int_t ngx_http_pushq_worker_start(ngx_cycle_t *cycle,
     ngx_http_pushq_main_conf_t *pmcf);
 void ngx_http_pushq_worker_stop(ngx_cycle_t *cycle);
 void ngx_http_pushq_wake(uint64_t wakers);
+#define NGX_HTTP_PUSHQ_NEWEST  ((uint64_t) -1)
+ngx_int_t ngx_http_pushq_doorbell(ngx_http_pushq_sub_t *s,
+    pushq_sub_kind_t kind, const char *chan, size_t chan_len,
+    const pushq_limits_t *lim, uint64_t after, ngx_log_t *log);
 ngx_int_t ngx_http_pushq_register(ngx_http_pushq_sub_t *s);
 void ngx_http_pushq_unregister(ngx_http_pushq_sub_t *s);
 void ngx_http_pushq_frame_release(ngx_http_pushq_frame_t *f);

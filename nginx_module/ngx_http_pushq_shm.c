@@ -411,6 +411,73 @@ ngx_http_pushq_find_group(ngx_rbtree_key_t key)
 }
 
 
+/*
+ * Redis mode: (re)opens s's doorbell, an anonymous local subscriber that is
+ * ready once the local mirror holds a message of the channel after `after`
+ * (NGX_HTTP_PUSHQ_NEWEST: after the local newest id).  The new one is
+ * opened before the old one is closed, so the channel record (the group
+ * key) stays the same; only after a store recovery does s move to another
+ * group.
+ */
+
+ngx_int_t
+ngx_http_pushq_doorbell(ngx_http_pushq_sub_t *s, pushq_sub_kind_t kind,
+    const char *chan, size_t chan_len, const pushq_limits_t *lim,
+    uint64_t after, ngx_log_t *log)
+{
+    uint64_t                  now;
+    const char               *why;
+    pushq_sub_t               sub;
+    pushq_status_t            st;
+    pushq_sub_spec_t          spec;
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+    now = pushq_now_ms();
+
+    ngx_memzero(&spec, sizeof(pushq_sub_spec_t));
+    spec.chan = chan;
+    spec.chan_len = chan_len;
+    spec.kind = kind;
+    spec.owner = w->owner;
+
+    ngx_memzero(&sub, sizeof(pushq_sub_t));
+    why = NULL;
+
+    if (after == NGX_HTTP_PUSHQ_NEWEST) {
+        st = pushq_sub_open(w->store, &spec, lim, now, &sub, &why);
+
+    } else {
+        st = pushq_sub_open_at(w->store, &spec, after, lim, now, &sub, &why);
+    }
+
+    if (st != PUSHQ_OK) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "pushq: cannot open a local subscriber: %s",
+                      why ? why : "error");
+        return NGX_ERROR;
+    }
+
+    if (s->open) {
+        pushq_sub_close(w->store, &s->sub, now);
+    }
+
+    s->sub = sub;
+    s->open = 1;
+
+    if (s->group
+        && s->group->node.key
+           == (ngx_rbtree_key_t) pushq_sub_channel_key(&s->sub))
+    {
+        return NGX_OK;
+    }
+
+    ngx_http_pushq_unregister(s);
+
+    return ngx_http_pushq_register(s);
+}
+
+
 ngx_int_t
 ngx_http_pushq_register(ngx_http_pushq_sub_t *s)
 {

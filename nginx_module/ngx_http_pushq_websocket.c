@@ -59,7 +59,6 @@
 #define NGX_HTTP_PUSHQ_WS_PUBS          256     /* publishes in flight to
                                                    Redis before reading
                                                    pauses */
-#define NGX_HTTP_PUSHQ_WS_NEWEST        ((uint64_t) -1)
 
 
 typedef struct ngx_http_pushq_out_s  ngx_http_pushq_out_t;
@@ -1881,70 +1880,14 @@ static void ngx_http_pushq_ws_taken(ngx_http_pushq_redis_op_t *op,
 static void ngx_http_pushq_ws_accepted(ngx_http_pushq_ws_t *ws);
 
 
-/*
- * Moves the doorbell (the anonymous local subscriber) after `after`
- * (NGX_HTTP_PUSHQ_WS_NEWEST: after the local newest id).  The new one is
- * opened before the old one closes, so the channel, and the group the
- * connection is registered in, stay the same.
- */
+/* the doorbell: see ngx_http_pushq_doorbell() */
 
 static ngx_int_t
 ngx_http_pushq_ws_doorbell(ngx_http_pushq_ws_t *ws, uint64_t after)
 {
-    uint64_t                  now;
-    const char               *why;
-    pushq_sub_t               sub;
-    pushq_status_t            st;
-    pushq_sub_spec_t          spec;
-    ngx_http_pushq_worker_t  *w;
-
-    w = &ngx_http_pushq_worker;
-    now = pushq_now_ms();
-
-    ngx_memzero(&spec, sizeof(pushq_sub_spec_t));
-    spec.chan = ws->args.channel;
-    spec.chan_len = ws->args.channel_len;
-    spec.kind = PUSHQ_SUB_WEBSOCKET;
-    spec.owner = w->owner;
-
-    ngx_memzero(&sub, sizeof(pushq_sub_t));
-    why = NULL;
-
-    if (after == NGX_HTTP_PUSHQ_WS_NEWEST) {
-        st = pushq_sub_open(w->store, &spec, &ws->conf->limits, now, &sub,
-                            &why);
-
-    } else {
-        st = pushq_sub_open_at(w->store, &spec, after, &ws->conf->limits,
-                               now, &sub, &why);
-    }
-
-    if (st != PUSHQ_OK) {
-        ngx_log_error(NGX_LOG_WARN, ws->c->log, 0,
-                      "pushq: cannot open a local subscriber: %s",
-                      why ? why : "error");
-        return NGX_ERROR;
-    }
-
-    if (ws->base.open) {
-        pushq_sub_close(w->store, &ws->base.sub, now);
-    }
-
-    ws->base.sub = sub;
-    ws->base.open = 1;
-
-    if (ws->base.group
-        && ws->base.group->node.key
-           == (ngx_rbtree_key_t) pushq_sub_channel_key(&ws->base.sub))
-    {
-        return NGX_OK;
-    }
-
-    /* the store began again (recovery): another channel record */
-
-    ngx_http_pushq_unregister(&ws->base);
-
-    return ngx_http_pushq_register(&ws->base);
+    return ngx_http_pushq_doorbell(&ws->base, PUSHQ_SUB_WEBSOCKET,
+                                   ws->args.channel, ws->args.channel_len,
+                                   &ws->conf->limits, after, ws->c->log);
 }
 
 
@@ -2185,7 +2128,7 @@ ngx_http_pushq_ws_taken(ngx_http_pushq_redis_op_t *op,
      * message only
      */
 
-    if (ngx_http_pushq_ws_doorbell(ws, NGX_HTTP_PUSHQ_WS_NEWEST) != NGX_OK) {
+    if (ngx_http_pushq_ws_doorbell(ws, NGX_HTTP_PUSHQ_NEWEST) != NGX_OK) {
         ngx_http_pushq_ws_close(ws, 1011, "internal error");
     }
 
