@@ -28,11 +28,10 @@ Skipped when redis-server is not installed.
 
 import json
 import os
+import sys
 import shutil
 import signal
 import socket
-import subprocess
-import tempfile
 import threading
 import time
 
@@ -43,6 +42,10 @@ from servers import nginx  # noqa: F401  (path set up by conftest)
 
 from clients import (RawWS, background, new_channel, poll_json,  # noqa: E402
                      publish, url, wait_for)
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "redis"))
+import redis_server  # noqa: E402
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
@@ -56,91 +59,14 @@ pytestmark = pytest.mark.skipif(
 OUTAGE = "pushq: redis "
 
 
-def _free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-class Redis:
-    """Our own redis-server: loopback, free port, nothing on disk (so a
-    restart begins empty, as after a crash)."""
-
-    def __init__(self):
-        self.port = _free_port()
-        self.dir = tempfile.mkdtemp(prefix="pushq-redis-catchup-")
-        self.proc = None
-
-    @property
-    def url(self):
-        return "redis://127.0.0.1:%d" % self.port
-
-    def _ping(self):
-        try:
-            with socket.create_connection(("127.0.0.1", self.port),
-                                          timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(64).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def start(self, timeout=10):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.proc = subprocess.Popen(
-                [REDIS_SERVER, "--bind", "127.0.0.1", "--port",
-                 str(self.port), "--save", "", "--appendonly", "no",
-                 "--dir", self.dir, "--logfile",
-                 os.path.join(self.dir, "redis.log"), "--daemonize", "no",
-                 "--protected-mode", "no"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, cwd=self.dir)
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    break               # the port may still be held: again
-                if self._ping():
-                    return self
-                time.sleep(0.02)
-            if self.proc.poll() is None:
-                self.stop()
-            time.sleep(0.1)
-        raise RuntimeError("redis-server did not start on port %d"
-                           % self.port)
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-
-    def cli(self, *args):
-        r = subprocess.run([REDIS_CLI, "-h", "127.0.0.1", "-p",
-                            str(self.port)] + [str(a) for a in args],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, timeout=10)
-        assert r.returncode == 0, (args, r.stderr)
-        return r.stdout.strip()
+class Redis(redis_server.RedisServer):
+    """Our own redis-server (tests/redis/redis_server.py): loopback, free
+    port, nothing on disk (so a restart begins empty, as after a crash)."""
 
     def psubscribed(self):
         """How many connections hold a pattern subscription."""
         return sum(1 for c in self.cli("CLIENT", "LIST").splitlines()
                    if " psub=1 " in " " + c + " ")
-
-    def close(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
