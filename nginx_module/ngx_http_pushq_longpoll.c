@@ -85,6 +85,7 @@ static ngx_int_t ngx_http_pushq_lp_send(ngx_http_pushq_lp_t *lp);
 static ngx_int_t ngx_http_pushq_lp_redis(ngx_http_pushq_lp_t *lp,
     ngx_http_pushq_loc_conf_t *plcf, ngx_msec_t timeout);
 static ngx_int_t ngx_http_pushq_lp_take(ngx_http_pushq_lp_t *lp);
+static ngx_int_t ngx_http_pushq_lp_hold(ngx_http_request_t *r);
 static void ngx_http_pushq_lp_finish(ngx_http_pushq_lp_t *lp, ngx_int_t rc);
 
 
@@ -172,7 +173,6 @@ ngx_http_pushq_longpoll_handler(ngx_http_request_t *r,
     const char               *why;
     pushq_status_t            st;
     pushq_sub_spec_t          spec;
-    ngx_event_t              *rev;
     ngx_http_cleanup_t       *cln;
     ngx_http_pushq_lp_t      *lp;
     ngx_http_pushq_worker_t  *w;
@@ -276,18 +276,28 @@ ngx_http_pushq_longpoll_handler(ngx_http_request_t *r,
         }
     }
 
+    return ngx_http_pushq_lp_hold(r);
+}
+
+
+/*
+ * Keeps the request open (r->main->count++) while it waits; returns
+ * NGX_DONE for the content handler.  Data or a disconnect already reported
+ * on the connection comes again with no new event: let
+ * ngx_http_test_reading look at it now, from the posted events (the
+ * request is held; if it is answered first, closing the connection deletes
+ * the posted event, and keep-alive installs its own handler).
+ */
+
+static ngx_int_t
+ngx_http_pushq_lp_hold(ngx_http_request_t *r)
+{
+    ngx_event_t  *rev;
+
     r->main->count++;
 
     r->read_event_handler = ngx_http_test_reading;
     r->write_event_handler = ngx_http_request_empty_handler;
-
-    /*
-     * Data or a disconnect already reported on the connection comes again
-     * with no new event: let ngx_http_test_reading look at it now, from
-     * the posted events (the request is held; if it is answered first,
-     * closing the connection deletes the posted event, and keep-alive
-     * installs its own handler).
-     */
 
     rev = r->connection->read;
 
@@ -665,7 +675,6 @@ ngx_http_pushq_lp_redis(ngx_http_pushq_lp_t *lp,
     ngx_http_pushq_loc_conf_t *plcf, ngx_msec_t timeout)
 {
     ngx_int_t            rc;
-    ngx_event_t         *rev;
     ngx_http_request_t  *r;
 
     r = lp->base.request;
@@ -698,23 +707,7 @@ ngx_http_pushq_lp_redis(ngx_http_pushq_lp_t *lp,
         return rc;
     }
 
-    r->main->count++;
-
-    r->read_event_handler = ngx_http_test_reading;
-    r->write_event_handler = ngx_http_request_empty_handler;
-
-    rev = r->connection->read;
-
-    if (r == r->main
-#if (NGX_HTTP_V2)
-        && r->stream == NULL
-#endif
-        && (rev->ready || rev->pending_eof || rev->eof || rev->error))
-    {
-        ngx_post_event(rev, &ngx_posted_events);
-    }
-
-    return NGX_DONE;
+    return ngx_http_pushq_lp_hold(r);
 }
 
 
