@@ -117,6 +117,8 @@ struct ngx_http_pushq_sub_s {
     const ngx_http_pushq_sub_fn_t  *fn;
     ngx_http_request_t          *request;
     pushq_sub_t                  sub;
+    /* the dispatch pass that last visited it (ngx_http_pushq_pass) */
+    ngx_uint_t                   pass;
     unsigned                     open:1;     /* sub is open in the store */
     /* set by the transport when the subscriber's location has pushq_redis:
      * ngx_http_pushq_redis_kick() notifies it */
@@ -158,11 +160,19 @@ typedef struct {
     unsigned                     registered:1;
     unsigned                     exiting:1;
     unsigned                     dispatching:1;
+    unsigned                     passing:1;  /* a dispatch pass is under way */
+    unsigned                     again:1;    /* woken during the pass */
+    unsigned                     emptied:1;  /* a group emptied in a slice */
 
     ngx_fd_t                    *efd;
     ngx_uint_t                   nefd;
     ngx_connection_t            *efd_conn;
     ngx_event_t                  sweep;
+
+    /* the dispatch pass: its number, where it is, its next slice */
+    ngx_uint_t                   pass;
+    ngx_rbtree_key_t             pass_key;
+    ngx_event_t                  slice;
 
     ngx_rbtree_t                 groups;
     ngx_rbtree_node_t            sentinel;

@@ -10,7 +10,8 @@
  *    eventfds of the workers whose waker bit the store reports.
  *  - Every worker registers as an owner of the store (its waker is
  *    ngx_worker) and keeps its subscribers in a local registry grouped by
- *    channel.  A wake-up checks them and notifies the ready ones.
+ *    channel.  A wake-up starts a dispatch pass that checks them and
+ *    notifies the ready ones, in slices (ngx_http_pushq_slice).
  *  - The eventfd's connection is marked idle: on graceful shutdown (reload,
  *    QUIT) nginx calls its handler with c->close set, and there every held
  *    long-poll is answered and every WebSocket closed with 1001.
@@ -28,7 +29,10 @@ ngx_http_pushq_worker_t  ngx_http_pushq_worker;
 static void ngx_http_pushq_close_eventfds(void *data);
 static void ngx_http_pushq_efd_handler(ngx_event_t *ev);
 static void ngx_http_pushq_sweep_handler(ngx_event_t *ev);
-static void ngx_http_pushq_dispatch(void);
+static void ngx_http_pushq_woken(ngx_uint_t now);
+static void ngx_http_pushq_slice_handler(ngx_event_t *ev);
+static void ngx_http_pushq_slice(void);
+static void ngx_http_pushq_stop_passes(void);
 static void ngx_http_pushq_shutdown(void);
 static void ngx_http_pushq_free_group(ngx_http_pushq_group_t *g);
 static void ngx_http_pushq_free_all_groups(void);
@@ -221,6 +225,10 @@ ngx_http_pushq_worker_start(ngx_cycle_t *cycle,
     c->write->log = cycle->log;
     c->read->handler = ngx_http_pushq_efd_handler;
 
+    w->slice.handler = ngx_http_pushq_slice_handler;
+    w->slice.log = cycle->log;
+    w->slice.data = c;
+
     /*
      * channel: neither the shutdown timer nor the "open socket left" check
      * treats it as a client; idle: on graceful shutdown
@@ -284,6 +292,7 @@ ngx_http_pushq_worker_stop(ngx_cycle_t *cycle)
      * this hook, so the subscribers' links to their groups do not matter.
      */
 
+    ngx_http_pushq_stop_passes();
     ngx_http_pushq_free_all_groups();
     ngx_http_pushq_ws_exit();
 }
@@ -335,6 +344,12 @@ ngx_http_pushq_wake(uint64_t wakers)
             continue;
         }
 
+        if (i == (ngx_uint_t) ngx_worker) {
+            /* this worker: a posted event, no write() and read() */
+            ngx_http_pushq_woken(0);
+            continue;
+        }
+
         if (write(w->efd[i], &one, sizeof(uint64_t)) == -1
             && ngx_errno != NGX_EAGAIN)
         {
@@ -365,7 +380,7 @@ ngx_http_pushq_efd_handler(ngx_event_t *ev)
         /* void */
     }
 
-    ngx_http_pushq_dispatch();
+    ngx_http_pushq_woken(1);
 }
 
 
@@ -507,6 +522,9 @@ ngx_http_pushq_register(ngx_http_pushq_sub_t *s)
     g->nsubs++;
     s->group = g;
 
+    /* a pass under way skips it: it was registered after the wake-up */
+    s->pass = 0;
+
     return NGX_OK;
 }
 
@@ -528,8 +546,13 @@ ngx_http_pushq_unregister(ngx_http_pushq_sub_t *s)
 
     /* during a dispatch, empty groups are freed once it is over */
 
-    if (g->nsubs == 0 && !ngx_http_pushq_worker.dispatching) {
-        ngx_http_pushq_free_group(g);
+    if (g->nsubs == 0) {
+        if (ngx_http_pushq_worker.dispatching) {
+            ngx_http_pushq_worker.emptied = 1;
+
+        } else {
+            ngx_http_pushq_free_group(g);
+        }
     }
 }
 
@@ -558,6 +581,12 @@ ngx_http_pushq_free_empty_groups(void)
     ngx_http_pushq_worker_t  *w;
 
     w = &ngx_http_pushq_worker;
+
+    if (!w->emptied) {
+        return;
+    }
+
+    w->emptied = 0;
 
     if (w->groups.root == w->groups.sentinel) {
         return;
@@ -593,7 +622,6 @@ ngx_http_pushq_free_all_groups(void)
 }
 
 
-#define NGX_HTTP_PUSHQ_EACH_READY     0   /* notify the ready ones */
 #define NGX_HTTP_PUSHQ_EACH_SHUTDOWN  1   /* shutdown every one */
 #define NGX_HTTP_PUSHQ_EACH_REDIS     2   /* notify those of pushq_redis */
 
@@ -648,14 +676,8 @@ ngx_http_pushq_each(ngx_uint_t what)
                 s->fn->shutdown(s);
                 break;
 
-            case NGX_HTTP_PUSHQ_EACH_REDIS:
+            default: /* NGX_HTTP_PUSHQ_EACH_REDIS */
                 if (s->redis) {
-                    s->fn->notify(s);
-                }
-                break;
-
-            default: /* NGX_HTTP_PUSHQ_EACH_READY */
-                if (pushq_sub_ready(w->store, &s->sub)) {
                     s->fn->notify(s);
                 }
                 break;
@@ -669,10 +691,172 @@ ngx_http_pushq_each(ngx_uint_t what)
 }
 
 
+/*
+ * Dispatch passes.  A wake-up starts a pass over every local subscriber
+ * (or, when one is under way, asks for another after it); a pass notifies
+ * the ready ones in slices of at most NGX_HTTP_PUSHQ_SLICE_NOTIFY
+ * notifications, and between two slices the worker goes back to its
+ * event loop (ngx_posted_next_events: epoll is polled without waiting).
+ *
+ * Why slices: a fan-out to thousands of subscribers would otherwise hold
+ * the worker for milliseconds, during which no publish is read.  Between
+ * slices the next publishes come in, so the subscribers later in the pass
+ * fetch several messages at once and get them in one writev() (or, for a
+ * long-poll, one answer with batch): under load the system calls per
+ * delivery fall below one, and the publisher is answered without waiting
+ * for the fan-out.
+ *
+ * Resuming needs no list of its own: a visited subscriber is marked with
+ * the pass number and moved to its group's tail, so a group is done when
+ * its head is marked, and the pass goes on from the group whose key it
+ * was at (the next one if that group is gone).  A subscriber registered
+ * during a pass is not visited by it: it checked the store itself when it
+ * started, after the wake-up; a later wake-up sets `again`, and the next
+ * pass visits it.
+ */
+
+#define NGX_HTTP_PUSHQ_SLICE_NOTIFY  128   /* notifications per slice */
+#define NGX_HTTP_PUSHQ_SLICE_VISIT   4096  /* subscribers looked at */
+
+
 static void
-ngx_http_pushq_dispatch(void)
+ngx_http_pushq_woken(ngx_uint_t now)
 {
-    ngx_http_pushq_each(NGX_HTTP_PUSHQ_EACH_READY);
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+
+    if (!w->registered || w->exiting) {
+        return;
+    }
+
+    if (w->passing) {
+        w->again = 1;
+        return;
+    }
+
+    w->passing = 1;
+    w->pass = (w->pass + 1) ? w->pass + 1 : 1;
+    w->pass_key = 0;
+
+    if (now) {
+        ngx_http_pushq_slice();
+        return;
+    }
+
+    ngx_post_event(&w->slice, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_pushq_slice_handler(ngx_event_t *ev)
+{
+    ngx_http_pushq_slice();
+}
+
+
+/* the first group whose key is key or more */
+
+static ngx_rbtree_node_t *
+ngx_http_pushq_group_from(ngx_rbtree_key_t key)
+{
+    ngx_rbtree_node_t        *node, *sentinel, *found;
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+    node = w->groups.root;
+    sentinel = w->groups.sentinel;
+    found = NULL;
+
+    while (node != sentinel) {
+
+        if (node->key >= key) {
+            found = node;
+            node = node->left;
+
+        } else {
+            node = node->right;
+        }
+    }
+
+    return found;
+}
+
+
+static void
+ngx_http_pushq_slice(void)
+{
+    ngx_uint_t                notified, visited;
+    ngx_queue_t              *q;
+    ngx_rbtree_node_t        *node;
+    ngx_http_pushq_sub_t     *s;
+    ngx_http_pushq_group_t   *g;
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+
+    if (!w->passing || w->exiting) {
+        return;
+    }
+
+    notified = 0;
+    visited = 0;
+
+    w->dispatching = 1;
+
+    for (node = ngx_http_pushq_group_from(w->pass_key);
+         node;
+         node = ngx_rbtree_next(&w->groups, node))
+    {
+        g = (ngx_http_pushq_group_t *) node;
+        w->pass_key = node->key;
+
+        while (!ngx_queue_empty(&g->subs)) {
+            q = ngx_queue_head(&g->subs);
+            s = ngx_queue_data(q, ngx_http_pushq_sub_t, queue);
+
+            if (s->pass == w->pass) {
+                /* the rest of the group was visited */
+                break;
+            }
+
+            if (notified == NGX_HTTP_PUSHQ_SLICE_NOTIFY
+                || visited == NGX_HTTP_PUSHQ_SLICE_VISIT)
+            {
+                /* the rest after the event loop's next turn */
+                w->dispatching = 0;
+                ngx_post_event(&w->slice, &ngx_posted_next_events);
+                ngx_http_pushq_free_empty_groups();
+                return;
+            }
+
+            /* first, so that notify() may remove any subscriber */
+            ngx_queue_remove(q);
+            ngx_queue_insert_tail(&g->subs, q);
+            s->pass = w->pass;
+            visited++;
+
+            if (pushq_sub_ready(w->store, &s->sub)) {
+                notified++;
+                s->fn->notify(s);
+            }
+        }
+    }
+
+    w->dispatching = 0;
+
+    if (w->again) {
+        /* woken during the pass: another one, after the next turn */
+        w->again = 0;
+        w->pass = (w->pass + 1) ? w->pass + 1 : 1;
+        w->pass_key = 0;
+        ngx_post_event(&w->slice, &ngx_posted_next_events);
+
+    } else {
+        w->passing = 0;
+    }
+
+    ngx_http_pushq_free_empty_groups();
 }
 
 
@@ -717,8 +901,27 @@ ngx_http_pushq_shutdown(void)
                   "pushq: worker exiting, closing its subscribers");
 
     ngx_http_pushq_each(NGX_HTTP_PUSHQ_EACH_SHUTDOWN);
+    ngx_http_pushq_stop_passes();
 
     ngx_http_pushq_close_own_eventfd();
+}
+
+
+/* no pass after the subscribers were closed (or freed) */
+
+static void
+ngx_http_pushq_stop_passes(void)
+{
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+
+    w->passing = 0;
+    w->again = 0;
+
+    if (w->slice.posted) {
+        ngx_delete_posted_event(&w->slice);
+    }
 }
 
 
