@@ -14,7 +14,8 @@
  * already came while the request was read, and edge-triggered epoll does
  * not report it again).  So the handler looks at the read event's flags
  * before it opens anything, posts the read event once the hold is armed,
- * and every fetch (which consumes) is preceded by a check of the socket.
+ * and every fetch for a name (which consumes) is preceded by a check of
+ * the socket.
  *
  * Redis mode (pushq_redis), a name or last_id given: Redis holds the
  * channel and the name's cursor, so every answer comes from a `take`
@@ -462,9 +463,13 @@ ngx_http_pushq_lp_answer(ngx_http_pushq_lp_t *lp, ngx_uint_t final)
 
     r = lp->base.request;
 
-    /* a fetch consumes: not for a client that is gone */
+    /*
+     * A fetch for a name consumes the name's messages: not for a client
+     * that is gone (peek: one system call).  An anonymous subscriber's
+     * fetch moves only its own cursor, which ends with the request.
+     */
 
-    if (ngx_http_pushq_lp_gone(r, 1)) {
+    if (ngx_http_pushq_lp_gone(r, lp->args.name_len != 0)) {
         ngx_http_pushq_lp_done(lp);
         return NGX_HTTP_CLIENT_CLOSED_REQUEST;
     }
@@ -762,9 +767,9 @@ ngx_http_pushq_lp_take(ngx_http_pushq_lp_t *lp)
         return NGX_DECLINED;
     }
 
-    /* a take consumes: not for a client that is gone */
+    /* a take for a name moves its cursor: not for a client that is gone */
 
-    if (ngx_http_pushq_lp_gone(r, 1)) {
+    if (ngx_http_pushq_lp_gone(r, lp->args.name_len != 0)) {
         ngx_http_pushq_lp_done(lp);
         return NGX_HTTP_CLIENT_CLOSED_REQUEST;
     }
