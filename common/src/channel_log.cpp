@@ -261,33 +261,91 @@ uint64_t store::append(channel_rec *c, uint64_t msg_off, uint64_t new_ring,
     return id;
 }
 
-pushq_status_t store::publish(const char *chan, size_t chan_len,
-    const void *msg, size_t len, unsigned flags, const pushq_limits_t *lim,
-    uint64_t now_ms, pushq_publish_result_t *out, const char **why) noexcept
+pushq_status_t store::check_message(const char *chan, size_t chan_len,
+    const void *msg, size_t len, const pushq_limits_t *lim,
+    const char *missing, const char **why) const noexcept
 {
     if (chan == nullptr || chan_len == 0 || chan_len > PUSHQ_NAME_MAX) {
         if (why) *why = "channel: must be 1-64 bytes of [A-Za-z0-9_.:-]";
         return PUSHQ_EBADARG;
     }
     if (lim == nullptr || (msg == nullptr && len != 0)) {
-        if (why) *why = "publish: missing limits or message";
+        if (why) *why = missing;
         return PUSHQ_EBADARG;
+    }
+    if (len > h_->size_) {
+        /* can never fit (and sizeof(message_rec) + len must not wrap) */
+        if (why) *why = why_store_full;
+        return PUSHQ_ENOMEM;
+    }
+    return PUSHQ_OK;
+}
+
+channel_rec *store::open_channel(const char *chan, size_t chan_len,
+    uint64_t hash, const pushq_limits_t *lim, uint64_t now_ms,
+    bool *created) noexcept
+{
+    channel_rec *c = find_channel(chan, chan_len, hash);
+    *created = c == nullptr;
+    if (c == nullptr) {
+        return create_channel(chan, chan_len, hash, lim->message_ttl_ms,
+                              now_ms);
+    }
+    expire_messages(c, now_ms);
+    return c;
+}
+
+bool store::alloc_message(const channel_rec *c, size_t len,
+    uint64_t count_after, uint64_t *msg_off, uint64_t *new_ring,
+    uint64_t *new_cap) noexcept
+{
+    uint64_t mo = arena_.alloc(sizeof(message_rec) + len);
+    uint64_t ring = 0, cap = 0;
+    if (mo != 0 && count_after + 1 > c->ring_cap_) {
+        cap = c->ring_cap_ != 0 ? c->ring_cap_ * 2 : 8;
+        ring = arena_.alloc(cap * 8);
+    }
+    if (mo == 0 || (cap != 0 && ring == 0)) {
+        arena_.free(mo);
+        arena_.free(ring);
+        return false;
+    }
+    *msg_off = mo;
+    *new_ring = ring;
+    *new_cap = cap;
+    return true;
+}
+
+void store::fill_message(uint64_t msg_off, const void *msg, size_t len,
+    unsigned flags, uint64_t expires_ms) noexcept
+{
+    message_rec *m = at<message_rec>(msg_off);
+    m->len_ = len;
+    m->flags_ = flags & PUSHQ_MSG_BINARY;
+    m->pad_ = 0;
+    m->expires_ms_ = expires_ms;
+    if (len != 0) {
+        std::memcpy(m->data(), msg, len);
+    }
+}
+
+pushq_status_t store::publish(const char *chan, size_t chan_len,
+    const void *msg, size_t len, unsigned flags, const pushq_limits_t *lim,
+    uint64_t now_ms, pushq_publish_result_t *out, const char **why) noexcept
+{
+    pushq_status_t st = check_message(chan, chan_len, msg, len, lim,
+                                      "publish: missing limits or message",
+                                      why);
+    if (st != PUSHQ_OK) {
+        return st;
     }
     if (len > lim->max_message_size) {
         if (why) *why = "message: larger than max_message_size";
         return PUSHQ_ETOOBIG;
     }
-
-    if (len > h_->size_) {
-        /* can never fit (and sizeof(message_rec) + len must not wrap) */
-        if (why) *why = "store: out of memory (raise pushq_shm_size / "
-                        "store_size)";
-        return PUSHQ_ENOMEM;
-    }
     store_guard g(*this);
     if (!g.ok()) {
-        if (why) *why = "store: lock unavailable (the store called from "
-                        "a fetch callback?)";
+        if (why) *why = why_store_locked;
         return PUSHQ_EINTERNAL;
     }
     uint64_t hash = hash_name(chan, chan_len);
@@ -298,7 +356,7 @@ pushq_status_t store::publish(const char *chan, size_t chan_len,
      * is proven to fit the new message (so a channel at its buffer limit
      * in a full region keeps working: the new message takes the place of
      * the ones it pushes out).  A failed attempt undoes itself completely:
-     * ENOMEM changes nothing. */
+     * ENOMEM changes nothing.  store::mirror does the same. */
     for (int attempt = 0; attempt < 3; attempt++) {
         if (attempt == 1) {
             sweep(now_ms);
@@ -309,43 +367,20 @@ pushq_status_t store::publish(const char *chan, size_t chan_len,
             }
         }
         mutation mu(*this);
-        bool created = false;
-        channel_rec *c = find_channel(chan, chan_len, hash);
+        bool created;
+        channel_rec *c = open_channel(chan, chan_len, hash, lim, now_ms,
+                                      &created);
         if (c == nullptr) {
-            c = create_channel(chan, chan_len, hash, lim->message_ttl_ms,
-                               now_ms);
-            if (c == nullptr) {
-                continue;
-            }
-            created = true;
-        } else {
-            expire_messages(c, now_ms);
+            continue;
         }
-
-        uint64_t mo = arena_.alloc(sizeof(message_rec) + len);
-        uint64_t ring = 0, cap = 0;
-        if (mo != 0 && c->count_ + 1 > c->ring_cap_) {
-            cap = c->ring_cap_ != 0 ? c->ring_cap_ * 2 : 8;
-            ring = arena_.alloc(cap * 8);
-        }
-        if (mo == 0 || (cap != 0 && ring == 0)) {
-            arena_.free(mo);
-            arena_.free(ring);
+        uint64_t mo, ring, cap;
+        if (!alloc_message(c, len, c->count_, &mo, &ring, &cap)) {
             if (created) {
                 forget_channel(c);
             }
             continue;
         }
-
-        message_rec *m = at<message_rec>(mo);
-        m->len_ = len;
-        m->flags_ = flags & PUSHQ_MSG_BINARY;
-        m->pad_ = 0;
-        m->expires_ms_ = lim->message_ttl_ms != 0
-                         ? add_ms(now_ms, lim->message_ttl_ms) : 0;
-        if (len != 0) {
-            std::memcpy(m->data(), msg, len);
-        }
+        fill_message(mo, msg, len, flags, message_expiry(lim, now_ms));
         uint64_t id = append(c, mo, ring, cap, lim, now_ms);
         if (out != nullptr) {
             out->id = id;
@@ -355,7 +390,7 @@ pushq_status_t store::publish(const char *chan, size_t chan_len,
         return PUSHQ_OK;
     }
 
-    if (why) *why = "store: out of memory (raise pushq_shm_size / store_size)";
+    if (why) *why = why_store_full;
     return PUSHQ_ENOMEM;
 }
 

@@ -31,6 +31,12 @@
 
 namespace pushq {
 
+/* The *why of the two store failures a caller can act on. */
+inline constexpr const char *why_store_full =
+    "store: out of memory (raise pushq_shm_size / store_size)";
+inline constexpr const char *why_store_locked =
+    "store: lock unavailable (the store called from a fetch callback?)";
+
 /* Redis catch-up (pushq_redis_mirror_heard, pushq_redis_reply_range):
  * what store::mirror does beyond pushq_store_mirror. */
 struct mirror_opts {
@@ -105,6 +111,31 @@ public:
      * returns how many. */
     size_t pretrim(channel_rec *c, uint64_t len,
         const pushq_limits_t *lim) noexcept;
+    /* What publish and mirror (store_mirror.cpp) share.  A message's
+     * arguments: the channel's name, the limits, and a size that can
+     * ever fit; `missing` is *why when limits or message are missing. */
+    pushq_status_t check_message(const char *chan, size_t chan_len,
+        const void *msg, size_t len, const pushq_limits_t *lim,
+        const char *missing, const char **why) const noexcept;
+    /* The channel, found (its expired messages dropped) or created
+     * (*created); nullptr when the region is full. */
+    channel_rec *open_channel(const char *chan, size_t chan_len,
+        uint64_t hash, const pushq_limits_t *lim, uint64_t now_ms,
+        bool *created) noexcept;
+    /* A message record of len bytes and, when the log will hold more
+     * messages (count_after + 1) than its ring, a ring twice as large:
+     * both or neither (false: nothing allocated). */
+    bool alloc_message(const channel_rec *c, size_t len,
+        uint64_t count_after, uint64_t *msg_off, uint64_t *new_ring,
+        uint64_t *new_cap) noexcept;
+    void fill_message(uint64_t msg_off, const void *msg, size_t len,
+        unsigned flags, uint64_t expires_ms) noexcept;
+    /* A message published now expires at (0: never). */
+    static uint64_t message_expiry(const pushq_limits_t *lim,
+                                   uint64_t now_ms) noexcept {
+        return lim->message_ttl_ms != 0 ? add_ms(now_ms, lim->message_ttl_ms)
+                                        : 0;
+    }
     /* Appends (all memory got before: cannot fail), trims, wakes waiters
      * of this channel. */
     uint64_t append(channel_rec *c, uint64_t msg_off, uint64_t new_ring,

@@ -33,7 +33,6 @@
 #include "store.hpp"
 
 #include <atomic>
-#include <cstring>
 
 #include "wait_word.hpp"
 
@@ -86,32 +85,24 @@ pushq_status_t store::mirror(const char *chan, size_t chan_len,
         opt->gap = false;
         opt->gap_after = 0;
     }
-    if (chan == nullptr || chan_len == 0 || chan_len > PUSHQ_NAME_MAX) {
-        if (why) *why = "channel: must be 1-64 bytes of [A-Za-z0-9_.:-]";
-        return PUSHQ_EBADARG;
-    }
-    if (lim == nullptr || (msg == nullptr && len != 0)) {
-        if (why) *why = "mirror: missing limits or message";
-        return PUSHQ_EBADARG;
+    pushq_status_t st = check_message(chan, chan_len, msg, len, lim,
+                                      "mirror: missing limits or message",
+                                      why);
+    if (st != PUSHQ_OK) {
+        return st;
     }
     if (id == 0 || id == UINT64_MAX) {
         if (why) *why = "mirror: message id must be 1 or more";
         return PUSHQ_EBADARG;
     }
-    if (len > h_->size_) {
-        if (why) *why = "store: out of memory (raise pushq_shm_size / "
-                        "store_size)";
-        return PUSHQ_ENOMEM;
-    }
     store_guard g(*this);
     if (!g.ok()) {
-        if (why) *why = "store: lock unavailable (the store called from "
-                        "a fetch callback?)";
+        if (why) *why = why_store_locked;
         return PUSHQ_EINTERNAL;
     }
     uint64_t hash = hash_name(chan, chan_len);
 
-    /* Attempts as in publish: with what is free; after a sweep; after
+    /* Attempts as in publish (channel_log.cpp): with what is free; after a sweep; after
      * dropping what this very message pushes out anyway (all of the
      * buffered messages for a new life or a jump, else the pretrim). */
     for (int attempt = 0; attempt < 3; attempt++) {
@@ -137,17 +128,11 @@ pushq_status_t store::mirror(const char *chan, size_t chan_len,
             }
         }
         mutation mu(*this);
-        bool created = false;
-        channel_rec *c = find_channel(chan, chan_len, hash);
+        bool created;
+        channel_rec *c = open_channel(chan, chan_len, hash, lim, now_ms,
+                                      &created);
         if (c == nullptr) {
-            c = create_channel(chan, chan_len, hash, lim->message_ttl_ms,
-                               now_ms);
-            if (c == nullptr) {
-                continue;
-            }
-            created = true;
-        } else {
-            expire_messages(c, now_ms);
+            continue;
         }
 
         uint64_t last = c->last_id_.load(std::memory_order_relaxed);
@@ -187,15 +172,8 @@ pushq_status_t store::mirror(const char *chan, size_t chan_len,
         bool emptied = renew || first_life || id > last + 1;
         uint64_t count_after = emptied ? 0 : c->count_;
 
-        uint64_t mo = arena_.alloc(sizeof(message_rec) + len);
-        uint64_t ring = 0, cap = 0;
-        if (mo != 0 && count_after + 1 > c->ring_cap_) {
-            cap = c->ring_cap_ != 0 ? c->ring_cap_ * 2 : 8;
-            ring = arena_.alloc(cap * 8);
-        }
-        if (mo == 0 || (cap != 0 && ring == 0)) {
-            arena_.free(mo);
-            arena_.free(ring);
+        uint64_t mo, ring, cap;
+        if (!alloc_message(c, len, count_after, &mo, &ring, &cap)) {
             if (created) {
                 forget_channel(c);
             }
@@ -219,19 +197,9 @@ pushq_status_t store::mirror(const char *chan, size_t chan_len,
             skip_to(c, id);
         }
 
-        message_rec *m = at<message_rec>(mo);
-        m->len_ = len;
-        m->flags_ = flags & PUSHQ_MSG_BINARY;
-        m->pad_ = 0;
-        if (opt != nullptr && opt->has_expiry) {
-            m->expires_ms_ = opt->expires_ms;
-        } else {
-            m->expires_ms_ = lim->message_ttl_ms != 0
-                             ? add_ms(now_ms, lim->message_ttl_ms) : 0;
-        }
-        if (len != 0) {
-            std::memcpy(m->data(), msg, len);
-        }
+        fill_message(mo, msg, len, flags,
+                     (opt != nullptr && opt->has_expiry) ? opt->expires_ms
+                     : message_expiry(lim, now_ms));
         uint64_t got = append(c, mo, ring, cap, lim, now_ms);
         if (out != nullptr) {
             out->id = got;
@@ -241,7 +209,7 @@ pushq_status_t store::mirror(const char *chan, size_t chan_len,
         return PUSHQ_OK;
     }
 
-    if (why) *why = "store: out of memory (raise pushq_shm_size / store_size)";
+    if (why) *why = why_store_full;
     return PUSHQ_ENOMEM;
 }
 

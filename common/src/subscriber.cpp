@@ -37,8 +37,7 @@ pushq_status_t store::register_owner(int32_t pid, uint32_t waker,
     }
     store_guard g(*this);
     if (!g.ok()) {
-        if (why) *why = "store: lock unavailable (the store called from "
-                        "a fetch callback?)";
+        if (why) *why = why_store_locked;
         return PUSHQ_EINTERNAL;
     }
     for (uint32_t i = 0; i < PUSHQ_MAX_OWNERS; i++) {
@@ -186,8 +185,7 @@ pushq_status_t store::open_sub(const pushq_sub_spec_t *spec,
 
     store_guard g(*this);
     if (!g.ok()) {
-        if (why) *why = "store: lock unavailable (the store called from "
-                        "a fetch callback?)";
+        if (why) *why = why_store_locked;
         return PUSHQ_EINTERNAL;
     }
     owner_slot &ow = h_->owners_[spec->owner];
@@ -326,7 +324,7 @@ pushq_status_t store::open_sub(const pushq_sub_spec_t *spec,
         return PUSHQ_OK;
     }
 
-    if (why) *why = "store: out of memory (raise pushq_shm_size / store_size)";
+    if (why) *why = why_store_full;
     return PUSHQ_ENOMEM;
 }
 
