@@ -66,6 +66,9 @@ typedef struct {
     /* one eventfd per worker of this cycle, made in init_module */
     ngx_fd_t                    *efd;
     ngx_uint_t                   nefd;
+    /* the lists of changed channels (ngx_http_pushq_changes.c); NULL:
+     * none, every pass visits every subscriber */
+    void                        *changes;
 } ngx_http_pushq_main_conf_t;
 
 
@@ -167,12 +170,19 @@ typedef struct {
     ngx_fd_t                    *efd;
     ngx_uint_t                   nefd;
     ngx_connection_t            *efd_conn;
+    void                        *changes;
     ngx_event_t                  sweep;
 
-    /* the dispatch pass: its number, where it is, its next slice */
+    /* the dispatch pass: its number, where it is, its next slice; a
+     * pass visits the groups of the channels in keys[0..nkeys) (from
+     * the lists of changed channels), or every group when pass_all */
     ngx_uint_t                   pass;
     ngx_rbtree_key_t             pass_key;
     ngx_event_t                  slice;
+    unsigned                     pass_all:1;
+    uint64_t                    *keys;
+    ngx_uint_t                   nkeys;
+    ngx_uint_t                   key_index;
 
     ngx_rbtree_t                 groups;
     ngx_rbtree_node_t            sentinel;
@@ -190,7 +200,17 @@ ngx_int_t ngx_http_pushq_create_eventfds(ngx_cycle_t *cycle,
 ngx_int_t ngx_http_pushq_worker_start(ngx_cycle_t *cycle,
     ngx_http_pushq_main_conf_t *pmcf);
 void ngx_http_pushq_worker_stop(ngx_cycle_t *cycle);
-void ngx_http_pushq_wake(uint64_t wakers);
+void ngx_http_pushq_wake(uint64_t wakers, uint64_t channel_key);
+
+/* ngx_http_pushq_changes.c */
+#define NGX_HTTP_PUSHQ_CHANGES_WORKERS  32
+ngx_int_t ngx_http_pushq_changes_create(ngx_cycle_t *cycle,
+    ngx_http_pushq_main_conf_t *pmcf, ngx_uint_t n);
+void ngx_http_pushq_changes_put(ngx_uint_t from, ngx_uint_t to,
+    uint64_t key);
+ngx_uint_t ngx_http_pushq_changes_take(ngx_uint_t me, uint64_t *keys,
+    ngx_uint_t *n);
+ngx_uint_t ngx_http_pushq_changes_room(ngx_uint_t nworkers);
 #define NGX_HTTP_PUSHQ_NEWEST  ((uint64_t) -1)
 ngx_int_t ngx_http_pushq_doorbell(ngx_http_pushq_sub_t *s,
     pushq_sub_kind_t kind, const char *chan, size_t chan_len,

@@ -173,7 +173,7 @@ ngx_http_pushq_publish(ngx_http_request_t *r)
         return ngx_http_pushq_error(r, st, why);
     }
 
-    ngx_http_pushq_wake(res.wakers);
+    ngx_http_pushq_wake(res.wakers, res.channel_key);
 
     n = pushq_json_published((char *) buf, sizeof(buf), &res, args.channel,
                              args.channel_len);

@@ -749,8 +749,8 @@ ngx_http_pushq_redis_sub_reply(redisAsyncContext *ac, void *r,
     }
 
     if (wakers) {
-        /* this worker's own bit writes to its own eventfd, as a publish */
-        ngx_http_pushq_wake(wakers);
+        /* this worker's own bit too, as a publish (a posted pass) */
+        ngx_http_pushq_wake(wakers, 0);
     }
 }
 
@@ -1233,7 +1233,7 @@ ngx_http_pushq_redis_read_reply(ngx_http_pushq_redis_op_t *op,
                                  &why);
 
     if (wakers) {
-        ngx_http_pushq_wake(wakers);
+        ngx_http_pushq_wake(wakers, 0);
     }
 
     if (st == PUSHQ_OK && !more && !rd->again) {

@@ -32,6 +32,9 @@ static void ngx_http_pushq_sweep_handler(ngx_event_t *ev);
 static void ngx_http_pushq_woken(ngx_uint_t now);
 static void ngx_http_pushq_slice_handler(ngx_event_t *ev);
 static void ngx_http_pushq_slice(void);
+static void ngx_http_pushq_pass_begin(void);
+static ngx_uint_t ngx_http_pushq_visit(ngx_http_pushq_group_t *g,
+    ngx_uint_t *notified, ngx_uint_t *visited);
 static void ngx_http_pushq_stop_passes(void);
 static void ngx_http_pushq_shutdown(void);
 static void ngx_http_pushq_free_group(ngx_http_pushq_group_t *g);
@@ -139,7 +142,7 @@ ngx_http_pushq_create_eventfds(ngx_cycle_t *cycle,
         pmcf->nefd = i + 1;
     }
 
-    return NGX_OK;
+    return ngx_http_pushq_changes_create(cycle, pmcf, n);
 }
 
 
@@ -180,6 +183,15 @@ ngx_http_pushq_worker_start(ngx_cycle_t *cycle,
     w->store = pmcf->shm_zone->data;
     w->efd = pmcf->efd;
     w->nefd = pmcf->nefd;
+    w->changes = pmcf->changes;
+
+    if (w->changes) {
+        w->keys = ngx_alloc(ngx_http_pushq_changes_room(w->nefd)
+                            * sizeof(uint64_t), cycle->log);
+        if (w->keys == NULL) {
+            return NGX_ERROR;
+        }
+    }
 
     ngx_rbtree_init(&w->groups, &w->sentinel, ngx_rbtree_insert_value);
 
@@ -295,6 +307,11 @@ ngx_http_pushq_worker_stop(ngx_cycle_t *cycle)
     ngx_http_pushq_stop_passes();
     ngx_http_pushq_free_all_groups();
     ngx_http_pushq_ws_exit();
+
+    if (w->keys) {
+        ngx_free(w->keys);
+        w->keys = NULL;
+    }
 }
 
 
@@ -324,10 +341,13 @@ ngx_http_pushq_close_own_eventfd(void)
 }
 
 
-/* wakers: bit i set wakes every worker whose ngx_worker % 64 == i */
+/*
+ * wakers: bit i set wakes every worker whose ngx_worker % 64 == i, and
+ * tells it that channel_key changed (0: look at every subscriber)
+ */
 
 void
-ngx_http_pushq_wake(uint64_t wakers)
+ngx_http_pushq_wake(uint64_t wakers, uint64_t channel_key)
 {
     uint64_t                  one;
     ngx_uint_t                i;
@@ -343,6 +363,8 @@ ngx_http_pushq_wake(uint64_t wakers)
         {
             continue;
         }
+
+        ngx_http_pushq_changes_put(ngx_worker, i, channel_key);
 
         if (i == (ngx_uint_t) ngx_worker) {
             /* this worker: a posted event, no write() and read() */
@@ -706,13 +728,18 @@ ngx_http_pushq_each(ngx_uint_t what)
  * delivery fall below one, and the publisher is answered without waiting
  * for the fan-out.
  *
+ * Which subscribers: those of the channels that the other workers (and
+ * this one) listed as changed since the last pass began
+ * (ngx_http_pushq_changes.c), or all of them when a list overflowed or a
+ * wake-up named no channel.
+ *
  * Resuming needs no list of its own: a visited subscriber is marked with
  * the pass number and moved to its group's tail, so a group is done when
  * its head is marked, and the pass goes on from the group whose key it
- * was at (the next one if that group is gone).  A subscriber registered
- * during a pass is not visited by it: it checked the store itself when it
- * started, after the wake-up; a later wake-up sets `again`, and the next
- * pass visits it.
+ * was at (the next one if that group is gone), or from the next listed
+ * channel.  A subscriber registered during a pass is not visited by it: it
+ * checked the store itself when it started, after the wake-up; a later
+ * wake-up sets `again`, and the next pass visits it.
  */
 
 #define NGX_HTTP_PUSHQ_SLICE_NOTIFY  128   /* notifications per slice */
@@ -736,8 +763,7 @@ ngx_http_pushq_woken(ngx_uint_t now)
     }
 
     w->passing = 1;
-    w->pass = (w->pass + 1) ? w->pass + 1 : 1;
-    w->pass_key = 0;
+    ngx_http_pushq_pass_begin();
 
     if (now) {
         ngx_http_pushq_slice();
@@ -752,6 +778,22 @@ static void
 ngx_http_pushq_slice_handler(ngx_event_t *ev)
 {
     ngx_http_pushq_slice();
+}
+
+
+static void
+ngx_http_pushq_pass_begin(void)
+{
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+
+    w->pass = (w->pass + 1) ? w->pass + 1 : 1;
+    w->pass_key = 0;
+    w->key_index = 0;
+    w->pass_all = ngx_http_pushq_changes_take(ngx_worker, w->keys,
+                                              &w->nkeys)
+                  ? 1 : 0;
 }
 
 
@@ -787,9 +829,7 @@ static void
 ngx_http_pushq_slice(void)
 {
     ngx_uint_t                notified, visited;
-    ngx_queue_t              *q;
     ngx_rbtree_node_t        *node;
-    ngx_http_pushq_sub_t     *s;
     ngx_http_pushq_group_t   *g;
     ngx_http_pushq_worker_t  *w;
 
@@ -804,41 +844,27 @@ ngx_http_pushq_slice(void)
 
     w->dispatching = 1;
 
-    for (node = ngx_http_pushq_group_from(w->pass_key);
-         node;
-         node = ngx_rbtree_next(&w->groups, node))
-    {
-        g = (ngx_http_pushq_group_t *) node;
-        w->pass_key = node->key;
+    if (w->pass_all) {
+        for (node = ngx_http_pushq_group_from(w->pass_key);
+             node;
+             node = ngx_rbtree_next(&w->groups, node))
+        {
+            w->pass_key = node->key;
 
-        while (!ngx_queue_empty(&g->subs)) {
-            q = ngx_queue_head(&g->subs);
-            s = ngx_queue_data(q, ngx_http_pushq_sub_t, queue);
-
-            if (s->pass == w->pass) {
-                /* the rest of the group was visited */
-                break;
-            }
-
-            if (notified == NGX_HTTP_PUSHQ_SLICE_NOTIFY
-                || visited == NGX_HTTP_PUSHQ_SLICE_VISIT)
+            if (ngx_http_pushq_visit((ngx_http_pushq_group_t *) node,
+                                     &notified, &visited))
             {
-                /* the rest after the event loop's next turn */
-                w->dispatching = 0;
-                ngx_post_event(&w->slice, &ngx_posted_next_events);
-                ngx_http_pushq_free_empty_groups();
-                return;
+                goto suspend;
             }
+        }
 
-            /* first, so that notify() may remove any subscriber */
-            ngx_queue_remove(q);
-            ngx_queue_insert_tail(&g->subs, q);
-            s->pass = w->pass;
-            visited++;
+    } else {
+        for ( /* void */ ; w->key_index < w->nkeys; w->key_index++) {
+            g = ngx_http_pushq_find_group(
+                               (ngx_rbtree_key_t) w->keys[w->key_index]);
 
-            if (pushq_sub_ready(w->store, &s->sub)) {
-                notified++;
-                s->fn->notify(s);
+            if (g && ngx_http_pushq_visit(g, &notified, &visited)) {
+                goto suspend;
             }
         }
     }
@@ -848,8 +874,7 @@ ngx_http_pushq_slice(void)
     if (w->again) {
         /* woken during the pass: another one, after the next turn */
         w->again = 0;
-        w->pass = (w->pass + 1) ? w->pass + 1 : 1;
-        w->pass_key = 0;
+        ngx_http_pushq_pass_begin();
         ngx_post_event(&w->slice, &ngx_posted_next_events);
 
     } else {
@@ -857,6 +882,61 @@ ngx_http_pushq_slice(void)
     }
 
     ngx_http_pushq_free_empty_groups();
+    return;
+
+suspend:
+
+    /* the rest after the event loop's next turn */
+
+    w->dispatching = 0;
+    ngx_post_event(&w->slice, &ngx_posted_next_events);
+    ngx_http_pushq_free_empty_groups();
+}
+
+
+/*
+ * Visits g's subscribers not yet visited by this pass; returns 1 when the
+ * slice is used up before the group is done.
+ */
+
+static ngx_uint_t
+ngx_http_pushq_visit(ngx_http_pushq_group_t *g, ngx_uint_t *notified,
+    ngx_uint_t *visited)
+{
+    ngx_queue_t              *q;
+    ngx_http_pushq_sub_t     *s;
+    ngx_http_pushq_worker_t  *w;
+
+    w = &ngx_http_pushq_worker;
+
+    while (!ngx_queue_empty(&g->subs)) {
+        q = ngx_queue_head(&g->subs);
+        s = ngx_queue_data(q, ngx_http_pushq_sub_t, queue);
+
+        if (s->pass == w->pass) {
+            /* the rest of the group was visited */
+            return 0;
+        }
+
+        if (*notified == NGX_HTTP_PUSHQ_SLICE_NOTIFY
+            || *visited == NGX_HTTP_PUSHQ_SLICE_VISIT)
+        {
+            return 1;
+        }
+
+        /* first, so that notify() may remove any subscriber */
+        ngx_queue_remove(q);
+        ngx_queue_insert_tail(&g->subs, q);
+        s->pass = w->pass;
+        (*visited)++;
+
+        if (pushq_sub_ready(w->store, &s->sub)) {
+            (*notified)++;
+            s->fn->notify(s);
+        }
+    }
+
+    return 0;
 }
 
 

@@ -954,7 +954,7 @@ ngx_http_pushq_ws_publish(ngx_http_pushq_ws_t *ws, pushq_ws_event_t *ev)
 
     /* our own worker too: the sender receives its message as well */
 
-    ngx_http_pushq_wake(res.wakers);
+    ngx_http_pushq_wake(res.wakers, res.channel_key);
 }
 
 

@@ -186,6 +186,8 @@ typedef struct {
     uint32_t  subscribers;      /* connections waiting/open on the channel,
                                    over all owners                        */
     uint64_t  wakers;           /* bit i set: waker i has subscribers here */
+    uint64_t  channel_key;      /* the channel, as pushq_sub_channel_key
+                                   names it for its subscribers (0: none) */
 } pushq_publish_result_t;
 
 /* Stores one message (copied) in channel `chan` (already validated, see

@@ -386,6 +386,7 @@ pushq_status_t store::publish(const char *chan, size_t chan_len,
             out->id = id;
             out->subscribers = static_cast<uint32_t>(c->subs_);
             out->wakers = c->wakers_;
+            out->channel_key = off(c);
         }
         return PUSHQ_OK;
     }

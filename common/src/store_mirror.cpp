@@ -148,6 +148,7 @@ pushq_status_t store::mirror(const char *chan, size_t chan_len,
                 out->id = 0;
                 out->subscribers = static_cast<uint32_t>(c->subs_);
                 out->wakers = 0;
+                out->channel_key = 0;
             }
             return PUSHQ_OK;
         }
@@ -165,6 +166,7 @@ pushq_status_t store::mirror(const char *chan, size_t chan_len,
                 out->subscribers = created ? 0
                                    : static_cast<uint32_t>(c->subs_);
                 out->wakers = 0;
+                out->channel_key = 0;
             }
             return PUSHQ_OK;
         }
@@ -205,6 +207,7 @@ pushq_status_t store::mirror(const char *chan, size_t chan_len,
             out->id = got;
             out->subscribers = static_cast<uint32_t>(c->subs_);
             out->wakers = c->wakers_;
+            out->channel_key = off(c);
         }
         return PUSHQ_OK;
     }

@@ -11,6 +11,7 @@ under a suspended pass would show.
 
 import base64
 import os
+import random
 import selectors
 import socket
 import time
@@ -91,11 +92,17 @@ class Publisher:
     flight (pipelined): the worker reads them while its passes run."""
 
     def __init__(self, srv):
-        self.s = socket.create_connection(("127.0.0.1", srv.port))
+        self.srv = srv
+        self.s = None
         self.answers = 0
-        self.data = b""
 
     def send(self, pairs):
+        if self.s is None or self.answers + len(pairs) > 900:
+            # nginx closes a keep-alive connection after 1000 requests
+            self.close()
+            self.s = socket.create_connection(("127.0.0.1", self.srv.port))
+            self.answers = 0
+            self.data = b""
         req = b"".join(
             ("POST /pub?channel=%s HTTP/1.1\r\nHost: x\r\n"
              "Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
@@ -111,7 +118,9 @@ class Publisher:
         self.answers = want
 
     def close(self):
-        self.s.close()
+        if self.s is not None:
+            self.s.close()
+            self.s = None
 
 
 def _burst(pub, channels, first, last, per_request=20):
@@ -206,4 +215,44 @@ def test_subscribers_leave_and_join_while_passes_run(servers):
         assert wait_subscribers(srv, ch, n, timeout=10)
     pub.close()
     for s in stay:
+        rd.remove(s)
+
+
+@pytest.mark.parametrize("workers,per_request", [(1, 10), (4, 10), (4, 400)])
+def test_a_channel_per_subscriber(servers, workers, per_request):
+    """A channel per subscriber (a queue per visitor), spread over the
+    workers: a pass visits only the channels listed as changed
+    (ngx_http_pushq_changes.c).  Bursts of 400 publishes overflow a list
+    (256 keys), so the pass that follows visits everyone instead."""
+    srv = servers.start(workers=workers)
+    n = 400
+    channels = [new_channel("v%d" % i) for i in range(n)]
+    rd = Reader()
+    owner = {}
+    for ch in channels:
+        s = _ws_open(srv, ch)
+        rd.add(s)
+        owner[s] = ch
+    for ch in channels:
+        assert wait_subscribers(srv, ch, 1, timeout=20)
+    assert rd.until(lambda: all(rd.upgraded.values()), 20)
+    pub = Publisher(srv)
+    msgs = 5
+    order = [ch for ch in channels for _ in range(msgs)]
+    random.Random(7).shuffle(order)
+    seq = {ch: 0 for ch in channels}
+    pairs = []
+    for ch in order:
+        seq[ch] += 1
+        pairs.append((ch, "%s-%d" % (ch, seq[ch])))
+    for k in range(0, len(pairs), per_request):
+        pub.send(pairs[k:k + per_request])
+        rd.poll(0)
+    assert rd.until(lambda: all(len(g) >= msgs for g in rd.got.values()), 60)
+    rd.poll(0.3)
+    for s, got in rd.got.items():
+        ch = owner[s]
+        assert got == ["%s-%d" % (ch, i) for i in range(1, msgs + 1)]
+    pub.close()
+    for s in list(owner):
         rd.remove(s)

@@ -143,7 +143,7 @@ static void test_json_timeout_exact_spec_shape(void **state)
 static void test_json_published_and_error_exact(void **state)
 {
     fixture_t             *f = *state;
-    pushq_publish_result_t r = {18, 3, 0};
+    pushq_publish_result_t r = {18, 3, 0, 0};
 
     ASSERT_JSON(pushq_json_published(f->buf, sizeof(f->buf), &r, "ch", 2),
                 f->buf, "{\"status\": true, \"id\": 18, \"channel\": \"ch\", "

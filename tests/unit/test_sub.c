@@ -386,6 +386,28 @@ static void test_sub_fetch_limits_but_at_least_one(void **state)
     pushq_sub_close(f->s, &sub, 3);
 }
 
+/* Ensure a publish names its channel by the key its subscribers have
+ * (the nginx module's wake-up lists carry it), and another channel's
+ * publish by another key. */
+static void test_publish_result_names_the_subscribers_channel(void **state)
+{
+    st_fixture_t *f = (st_fixture_t *) *state;
+    pushq_sub_t a;
+    pushq_publish_result_t r;
+    assert_int_equal(st_open(f, &a, "ch", NULL, -1, 0), PUSHQ_OK);
+    memset(&r, 0xff, sizeof(r));
+    assert_int_equal(pushq_store_publish(f->s, "ch", 2, "m", 1, 0, &f->lim,
+                                         1, &r, NULL), PUSHQ_OK);
+    assert_int_not_equal(r.channel_key, 0);
+    assert_int_equal(r.channel_key, pushq_sub_channel_key(&a));
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(pushq_store_publish(f->s, "other", 5, "m", 1, 0,
+                                         &f->lim, 1, &r, NULL), PUSHQ_OK);
+    assert_int_not_equal(r.channel_key, 0);
+    assert_int_not_equal(r.channel_key, pushq_sub_channel_key(&a));
+    pushq_sub_close(f->s, &a, 2);
+}
+
 /* Ensure close is idempotent, zeroes the channel key, and fetch on a
  * closed handle is refused. */
 static void test_sub_close_twice_harmless(void **state)
@@ -722,6 +744,7 @@ int main(void)
         T(test_sub_two_connections_one_name_share_queue),
         T(test_sub_fetch_limits_but_at_least_one),
         T(test_sub_close_twice_harmless),
+        T(test_publish_result_names_the_subscribers_channel),
         T(test_sub_open_bad_spec_refused),
         T(test_sub_wakers_mask_follows_owners),
         T(test_sub_owner_release_closes_its_subscribers),
