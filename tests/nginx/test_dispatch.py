@@ -123,6 +123,34 @@ class Publisher:
             self.s = None
 
 
+def _subscribe(srv, counts):
+    """Opens counts[ch] WebSockets on each channel ch and waits until all
+    are upgraded and counted; returns the reader and socket -> channel."""
+    rd = Reader()
+    owner = {}
+    for ch, n in counts.items():
+        for _ in range(n):
+            s = _ws_open(srv, ch)
+            rd.add(s)
+            owner[s] = ch
+    for ch, n in counts.items():
+        assert wait_subscribers(srv, ch, n, timeout=20)
+    assert rd.until(lambda: all(rd.upgraded.values()), 20)
+    return rd, owner
+
+
+def _all_got_all(rd, owner, msgs):
+    """Every subscriber got "<channel>-1" .. "<channel>-<msgs>", once, in
+    order; then closes them."""
+    assert rd.until(lambda: all(len(g) >= msgs for g in rd.got.values()), 60)
+    rd.poll(0.3)
+    for s, got in rd.got.items():
+        ch = owner[s]
+        assert got == ["%s-%d" % (ch, i) for i in range(1, msgs + 1)]
+    for s in list(owner):
+        rd.remove(s)
+
+
 def _burst(pub, channels, first, last, per_request=20):
     pairs = [(ch, "%s-%d" % (ch, i)) for i in range(first, last + 1)
              for ch in channels]
@@ -136,43 +164,19 @@ def test_bursts_reach_every_subscriber_once_in_order(servers, workers):
     # groups of different sizes, so that slices end inside a group
     sizes = [1, 150, 7, 300, 60]
     channels = [new_channel("d%d" % i) for i in range(len(sizes))]
-    rd = Reader()
-    owner = {}
-    for ch, n in zip(channels, sizes):
-        for _ in range(n):
-            s = _ws_open(srv, ch)
-            rd.add(s)
-            owner[s] = ch
-    for ch, n in zip(channels, sizes):
-        assert wait_subscribers(srv, ch, n, timeout=20)
-    assert rd.until(lambda: all(rd.upgraded.values()), 20)
+    rd, owner = _subscribe(srv, dict(zip(channels, sizes)))
     pub = Publisher(srv)
     msgs = 40
     _burst(pub, channels, 1, msgs)
-    assert rd.until(lambda: all(len(g) >= msgs for g in rd.got.values()), 60)
-    rd.poll(0.3)
-    for s, got in rd.got.items():
-        ch = owner[s]
-        assert got == ["%s-%d" % (ch, i) for i in range(1, msgs + 1)]
     pub.close()
-    for s in list(owner):
-        rd.remove(s)
+    _all_got_all(rd, owner, msgs)
 
 
 def test_subscribers_leave_and_join_while_passes_run(servers):
     srv = servers.start(workers=1)
     channels = [new_channel("j%d" % i) for i in range(8)]
     per = 60
-    rd = Reader()
-    owner = {}
-    for ch in channels:
-        for _ in range(per):
-            s = _ws_open(srv, ch)
-            rd.add(s)
-            owner[s] = ch
-    for ch in channels:
-        assert wait_subscribers(srv, ch, per, timeout=20)
-    assert rd.until(lambda: all(rd.upgraded.values()), 20)
+    rd, owner = _subscribe(srv, {ch: per for ch in channels})
 
     pub = Publisher(srv)
     msgs = 60
@@ -227,15 +231,7 @@ def test_a_channel_per_subscriber(servers, workers, per_request):
     srv = servers.start(workers=workers)
     n = 400
     channels = [new_channel("v%d" % i) for i in range(n)]
-    rd = Reader()
-    owner = {}
-    for ch in channels:
-        s = _ws_open(srv, ch)
-        rd.add(s)
-        owner[s] = ch
-    for ch in channels:
-        assert wait_subscribers(srv, ch, 1, timeout=20)
-    assert rd.until(lambda: all(rd.upgraded.values()), 20)
+    rd, owner = _subscribe(srv, {ch: 1 for ch in channels})
     pub = Publisher(srv)
     msgs = 5
     order = [ch for ch in channels for _ in range(msgs)]
@@ -248,11 +244,5 @@ def test_a_channel_per_subscriber(servers, workers, per_request):
     for k in range(0, len(pairs), per_request):
         pub.send(pairs[k:k + per_request])
         rd.poll(0)
-    assert rd.until(lambda: all(len(g) >= msgs for g in rd.got.values()), 60)
-    rd.poll(0.3)
-    for s, got in rd.got.items():
-        ch = owner[s]
-        assert got == ["%s-%d" % (ch, i) for i in range(1, msgs + 1)]
     pub.close()
-    for s in list(owner):
-        rd.remove(s)
+    _all_got_all(rd, owner, msgs)
