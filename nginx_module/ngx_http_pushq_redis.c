@@ -648,7 +648,7 @@ ngx_http_pushq_redis_sub_reply(redisAsyncContext *ac, void *r,
     redisReply                   *reply = r;
     ngx_http_pushq_redis_conn_t  *rc = privdata;
 
-    uint64_t            wakers;
+    uint64_t            wakers, key;
     const char         *why;
     pushq_status_t      st;
     pushq_redis_gap_t   gap;
@@ -707,11 +707,13 @@ ngx_http_pushq_redis_sub_reply(redisAsyncContext *ac, void *r,
     }
 
     wakers = 0;
+    key = 0;
     why = NULL;
     gap.chan_len = 0;
 
-    st = pushq_redis_mirror_heard(ngx_http_pushq_worker.store, reply,
-                                  pushq_now_ms(), &wakers, &gap, &why);
+    st = pushq_redis_mirror_heard_key(ngx_http_pushq_worker.store, reply,
+                                      pushq_now_ms(), &wakers, &key, &gap,
+                                      &why);
 
     switch (st) {
 
@@ -750,7 +752,7 @@ ngx_http_pushq_redis_sub_reply(redisAsyncContext *ac, void *r,
 
     if (wakers) {
         /* this worker's own bit too, as a publish (a posted pass) */
-        ngx_http_pushq_wake(wakers, 0);
+        ngx_http_pushq_wake(wakers, key);
     }
 }
 

@@ -217,6 +217,13 @@ PUSHQ_API pushq_status_t pushq_redis_mirror_heard(pushq_store_t *s,
     const struct redisReply *reply, uint64_t now_ms, uint64_t *wakers,
     pushq_redis_gap_t *gap, const char **why);
 
+/* As pushq_redis_mirror_heard, and *channel_key names the channel of the
+ * message stored (as pushq_publish_result_t.channel_key; 0 when nothing
+ * was stored), so that an adapter wakes only that channel's subscribers. */
+PUSHQ_API pushq_status_t pushq_redis_mirror_heard_key(pushq_store_t *s,
+    const struct redisReply *reply, uint64_t now_ms, uint64_t *wakers,
+    uint64_t *channel_key, pushq_redis_gap_t *gap, const char **why);
+
 /* Reads up to max_msgs stream entries of chan with id > after_id, with the
  * channel's newest id and epoch (a script: one round trip). */
 PUSHQ_API void pushq_redis_cmd_range(pushq_redis_cmd_t *cmd,

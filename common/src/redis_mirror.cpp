@@ -114,22 +114,26 @@ pushq_status_t parse_heard(const redisReply *reply, heard *h, bool *is_msg,
 }
 
 pushq_status_t mirror_one(pushq_store_t *s, const redisReply *reply,
-    uint64_t now_ms, uint64_t *wakers, pushq::mirror_opts *opt,
-    const char **why) noexcept
+    uint64_t now_ms, uint64_t *wakers, uint64_t *channel_key,
+    pushq::mirror_opts *opt, const char **why) noexcept
 {
     if (wakers != nullptr) *wakers = 0;
+    if (channel_key != nullptr) *channel_key = 0;
     heard h;
     bool is_msg = false;
     pushq_status_t st = parse_heard(reply, &h, &is_msg, why);
     if (st != PUSHQ_OK || !is_msg) {
         return st;
     }
-    pushq_publish_result_t r;
+    pushq_publish_result_t r{};
     st = pushq::store_mirror_ex(s, h.chan.data(), h.chan.size(), h.epoch,
         h.id, h.data.data(), h.data.size(), static_cast<unsigned>(h.flags),
         &h.lim, now_ms, &r, opt, why);
     if (st == PUSHQ_OK && wakers != nullptr) {
         *wakers = r.wakers;
+    }
+    if (st == PUSHQ_OK && channel_key != nullptr && r.id != 0) {
+        *channel_key = r.channel_key;
     }
     return st;
 }
@@ -142,12 +146,20 @@ PUSHQ_API pushq_status_t pushq_redis_mirror(pushq_store_t *s,
     const struct redisReply *reply, uint64_t now_ms, uint64_t *wakers,
     const char **why)
 {
-    return mirror_one(s, reply, now_ms, wakers, nullptr, why);
+    return mirror_one(s, reply, now_ms, wakers, nullptr, nullptr, why);
 }
 
 PUSHQ_API pushq_status_t pushq_redis_mirror_heard(pushq_store_t *s,
     const struct redisReply *reply, uint64_t now_ms, uint64_t *wakers,
     pushq_redis_gap_t *gap, const char **why)
+{
+    return pushq_redis_mirror_heard_key(s, reply, now_ms, wakers, nullptr,
+                                        gap, why);
+}
+
+PUSHQ_API pushq_status_t pushq_redis_mirror_heard_key(pushq_store_t *s,
+    const struct redisReply *reply, uint64_t now_ms, uint64_t *wakers,
+    uint64_t *channel_key, pushq_redis_gap_t *gap, const char **why)
 {
     if (gap != nullptr) {
         gap->chan_len = 0;
@@ -156,7 +168,8 @@ PUSHQ_API pushq_status_t pushq_redis_mirror_heard(pushq_store_t *s,
     }
     pushq::mirror_opts opt;
     opt.next_only = true;
-    pushq_status_t st = mirror_one(s, reply, now_ms, wakers, &opt, why);
+    pushq_status_t st = mirror_one(s, reply, now_ms, wakers, channel_key,
+                                   &opt, why);
     if (st == PUSHQ_OK && opt.gap && gap != nullptr) {
         /* the channel name was checked (1..PUSHQ_NAME_MAX bytes) */
         std::string_view chan;

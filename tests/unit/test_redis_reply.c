@@ -393,15 +393,22 @@ static void test_redis_mirror_heard_gaps(void **state)
     assert_int_equal(gap.after_id, 5);
     assert_int_equal(last_of(f, "room"), 5);
 
-    /* the next one, and a duplicate */
-    assert_int_equal(heard(f, "pushq:m:room", "100 6 0 10 1000 0\nsix", &w,
-                           &gap), PUSHQ_OK);
+    /* the next one (its channel named by its subscribers' key), and a
+     * duplicate (nothing stored: no channel) */
+    uint64_t key = 0;
+    redisReply *r6 = pmessage("pushq:m:room", "100 6 0 10 1000 0\nsix", 21);
+    assert_int_equal(pushq_redis_mirror_heard_key(f->s, r6, 1, &w, &key,
+                                                  &gap, NULL), PUSHQ_OK);
     assert_int_equal(gap.chan_len, 0);
     assert_int_equal(w, 1);
-    assert_int_equal(heard(f, "pushq:m:room", "100 6 0 10 1000 0\nsix", &w,
-                           &gap), PUSHQ_OK);
+    assert_int_not_equal(key, 0);
+    assert_int_equal(key, pushq_sub_channel_key(&sub));
+    assert_int_equal(pushq_redis_mirror_heard_key(f->s, r6, 1, &w, &key,
+                                                  &gap, NULL), PUSHQ_OK);
+    rfree(r6);
     assert_int_equal(gap.chan_len, 0);
     assert_int_equal(w, 0);
+    assert_int_equal(key, 0);
     assert_int_equal(last_of(f, "room"), 6);
 
     /* a new epoch with id > 1: a gap after 0, the old life kept */
