@@ -1,10 +1,6 @@
 """`nginx -t` with the module: good configurations pass, and every bad
 directive value fails with a message naming the directive and file:line."""
 
-import os
-import subprocess
-import tempfile
-
 import pytest
 
 from servers import nginx
@@ -38,18 +34,9 @@ http {{
 def nginx_t(http="", server="", location=""):
     """Runs nginx -t on the config; returns (exit code, output, path,
     the 1-based line number of the first line of http/server/location)."""
-    d = tempfile.mkdtemp(prefix="pushq-nginx-t-")
-    os.makedirs(os.path.join(d, "logs"))
-    os.makedirs(os.path.join(d, "tmp"))
     text = TEMPLATE.format(module=nginx.MODULE, port=nginx.free_port(),
                            http=http, server=server, location=location)
-    path = os.path.join(d, "nginx.conf")
-    with open(path, "w") as f:
-        f.write(text)
-    p = subprocess.run([nginx.NGINX, "-t", "-p", d + "/", "-c", path],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=30)
-    out = p.stdout.decode("utf-8", "replace")
+    rc, out, path = nginx.check_config(text)
     lines = text.splitlines()
     marks = {}
     for key, value in (("http", http), ("server", server),
@@ -58,8 +45,7 @@ def nginx_t(http="", server="", location=""):
             first = value.strip().splitlines()[0].strip()
             marks[key] = next(i + 1 for i, l in enumerate(lines)
                               if l.strip() == first)
-    subprocess.run(["rm", "-rf", d])
-    return p.returncode, out, path, marks
+    return rc, out, path, marks
 
 
 def test_good_config_with_every_directive_passes():
@@ -149,28 +135,5 @@ def test_bad_value_names_directive_and_file_line(where, line, directive,
 def test_example_configuration_passes():
     """nginx_module/examples/pushq.conf, with the module's path, a private
     prefix and a free port, passes nginx -t."""
-    example = os.path.join(nginx.ROOT, "nginx_module", "examples",
-                           "pushq.conf")
-    with open(example) as f:
-        text = f.read()
-    d = tempfile.mkdtemp(prefix="pushq-nginx-t-")
-    os.makedirs(os.path.join(d, "logs"))
-    text = text.replace("load_module modules/ngx_http_pushq_module.so;",
-                        "load_module %s;\npid %s/logs/nginx.pid;\n"
-                        "error_log %s/logs/error.log;"
-                        % (nginx.MODULE, d, d))
-    text = text.replace("listen 80;",
-                        "listen 127.0.0.1:%d;" % nginx.free_port())
-    text = text.replace("http {", "http {\n    access_log off; "
-                        "client_body_temp_path %s/b; proxy_temp_path %s/p; "
-                        "fastcgi_temp_path %s/f; uwsgi_temp_path %s/u; "
-                        "scgi_temp_path %s/s;" % ((d,) * 5), 1)
-    path = os.path.join(d, "nginx.conf")
-    with open(path, "w") as f:
-        f.write(text)
-    p = subprocess.run([nginx.NGINX, "-t", "-p", d + "/", "-c", path],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=30)
-    subprocess.run(["rm", "-rf", d])
-    out = p.stdout.decode("utf-8", "replace")
-    assert p.returncode == 0 and "test is successful" in out, out
+    rc, out, _ = nginx.check_config(nginx.example_config("pushq.conf"))
+    assert rc == 0 and "test is successful" in out, out

@@ -3,10 +3,6 @@ and location; a bad one fails naming the directive, the value, what is
 wrong and file:line; rediss:// (TLS) is refused with the reason.  No Redis
 is needed: nothing connects at configuration time."""
 
-import os
-import shutil
-import subprocess
-import tempfile
 
 import pytest
 
@@ -39,21 +35,9 @@ http {{
 
 def nginx_t(http="", server="", location=""):
     """nginx -t on the config: (exit code, output, config path)."""
-    d = tempfile.mkdtemp(prefix="pushq-nginx-t-")
-    try:
-        os.makedirs(os.path.join(d, "logs"))
-        os.makedirs(os.path.join(d, "tmp"))
-        path = os.path.join(d, "nginx.conf")
-        with open(path, "w") as f:
-            f.write(TEMPLATE.format(module=nginx.MODULE,
-                                    port=nginx.free_port(), http=http,
-                                    server=server, location=location))
-        p = subprocess.run([nginx.NGINX, "-t", "-p", d + "/", "-c", path],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           timeout=30)
-        return p.returncode, p.stdout.decode("utf-8", "replace"), path
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    return nginx.check_config(TEMPLATE.format(
+        module=nginx.MODULE, port=nginx.free_port(), http=http,
+        server=server, location=location))
 
 
 @pytest.mark.parametrize("url", [
@@ -137,32 +121,7 @@ def test_unresolvable_host_fails_at_configuration_time():
 def test_example_configuration_passes():
     """nginx_module/examples/pushq-redis.conf, with the module's path, a
     private prefix and a free port, passes nginx -t (no Redis needed)."""
-    example = os.path.join(nginx.ROOT, "nginx_module", "examples",
-                           "pushq-redis.conf")
-    with open(example) as f:
-        text = f.read()
-    d = tempfile.mkdtemp(prefix="pushq-nginx-t-")
-    try:
-        os.makedirs(os.path.join(d, "logs"))
-        text = text.replace("load_module modules/ngx_http_pushq_module.so;",
-                            "load_module %s;\npid %s/logs/nginx.pid;\n"
-                            "error_log %s/logs/error.log;"
-                            % (nginx.MODULE, d, d))
-        text = text.replace("listen 80 reuseport;",
-                            "listen 127.0.0.1:%d;" % nginx.free_port())
-        text = text.replace("http {", "http {\n    access_log off; "
-                            "client_body_temp_path %s/b; "
-                            "proxy_temp_path %s/p; fastcgi_temp_path %s/f; "
-                            "uwsgi_temp_path %s/u; scgi_temp_path %s/s;"
-                            % ((d,) * 5), 1)
-        assert "pushq_redis" in text
-        path = os.path.join(d, "nginx.conf")
-        with open(path, "w") as f:
-            f.write(text)
-        p = subprocess.run([nginx.NGINX, "-t", "-p", d + "/", "-c", path],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           timeout=30)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-    out = p.stdout.decode("utf-8", "replace")
-    assert p.returncode == 0 and "test is successful" in out, out
+    text = nginx.example_config("pushq-redis.conf")
+    assert "pushq_redis" in text
+    rc, out, _ = nginx.check_config(text)
+    assert rc == 0 and "test is successful" in out, out

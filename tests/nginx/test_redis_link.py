@@ -16,16 +16,18 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
-import subprocess
-import tempfile
+import sys
 import time
 
 import pytest
 
 from servers import nginx
 import clients as c
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "redis"))
+import redis_server  # noqa: E402
 
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -35,52 +37,13 @@ pytestmark = pytest.mark.skipif(
            "redis-server)")
 
 
-class Redis:
-    """A private redis-server on 127.0.0.1:<port>; stop() and start()
-    again keep the port (a restart, as an operator would do one)."""
+class Redis(redis_server.RedisServer):
+    """Our own redis-server (tests/redis/redis_server.py), with DEBUG
+    enabled (to stall it) and raw commands; stop() and start() again keep
+    the port (a restart, as an operator would do one)."""
 
-    def __init__(self, *args):
-        self.dir = tempfile.mkdtemp(prefix="pushq-redis-")
-        self.port = nginx.free_port()
-        self.proc = None
-        self.args = list(args)
-        self.url = "redis://127.0.0.1:%d" % self.port
-
-    def start(self):
-        log = open(os.path.join(self.dir, "redis.log"), "ab")
-        self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(self.port),
-             "--save", "", "--appendonly", "no", "--dir", self.dir,
-             "--daemonize", "no", "--enable-debug-command", "yes"]
-            + self.args,
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        log.close()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "redis-server exited:\n" + \
-                self.log_text()
-            try:
-                with socket.create_connection(("127.0.0.1", self.port),
-                                              timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith((b"+PONG", b"-NOAUTH")):
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start:\n" + self.log_text())
-
-    def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
+    def _argv(self):
+        return super()._argv() + ["--enable-debug-command", "yes"]
 
     def command(self, *args, password=None, wait=True):
         """Sends one command (RESP); returns the raw reply, or the open
@@ -102,18 +65,6 @@ class Redis:
                 data += d
             return data
 
-    def log_text(self):
-        try:
-            with open(os.path.join(self.dir, "redis.log"),
-                      errors="replace") as f:
-                return f.read()[-2000:]
-        except OSError:
-            return ""
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
 
 def resp(*args):
     out = b"*%d\r\n" % len(args)
@@ -127,7 +78,7 @@ def resp(*args):
 def redis():
     r = Redis().start()
     yield r
-    r.cleanup()
+    r.close()
 
 
 def start(servers, redis, workers=2, **kw):
@@ -309,7 +260,7 @@ def test_redis_absent_at_start_then_started(servers):
         # once per worker
         assert len(error_lines(a)) <= 2, error_lines(a)
     finally:
-        redis.cleanup()
+        redis.close()
 
 
 def test_local_scope_stays_local(redis, servers):
@@ -412,7 +363,7 @@ def test_scripts_flushed_are_loaded_again(redis, servers):
 def test_password_and_db(servers):
     """AUTH and SELECT from the URL; a wrong password: 503 and the
     reason in the log, once."""
-    redis = Redis("--requirepass", "s3cret").start()
+    redis = Redis(password="s3cret").start()
     try:
         url = "redis://:s3cret@127.0.0.1:%d/5" % redis.port
         kw = {"redis": url} if "redis" in nginx.DIRECTIVES else \
@@ -442,7 +393,7 @@ def test_password_and_db(servers):
         assert len(errs) == 1, errs
         assert "handshake refused: WRONGPASS" in errs[0], errs
     finally:
-        redis.cleanup()
+        redis.close()
 
 
 def test_reload_keeps_working(redis, servers):

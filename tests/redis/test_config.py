@@ -1,11 +1,6 @@
 """The `pushq_redis` directive / `redis` option: URL syntax, password and
 database number, the keys Redis holds (common/include/pushq_redis.h)."""
 
-import os
-import shutil
-import subprocess
-import tempfile
-
 import pytest
 
 import redis_server
@@ -17,20 +12,9 @@ from servers import civetweb, nginx
 
 def nginx_t(url):
     """`nginx -t` on a configuration with pushq_redis <url>: (rc, output)."""
-    prefix = tempfile.mkdtemp(prefix="pushq-redis-conf-")
-    try:
-        for d in ("logs", "tmp"):
-            os.makedirs(os.path.join(prefix, d))
-        conf = os.path.join(prefix, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(nginx.render_config(nginx.free_port(), 1,
-                                        {"redis": url}))
-        r = subprocess.run([nginx.NGINX, "-t", "-p", prefix + "/", "-c",
-                            conf], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True, timeout=20)
-        return r.returncode, r.stdout
-    finally:
-        shutil.rmtree(prefix, ignore_errors=True)
+    rc, out, _ = nginx.check_config(
+        nginx.render_config(nginx.free_port(), 1, {"redis": url}))
+    return rc, out
 
 
 @pytest.mark.parametrize("url, words", [

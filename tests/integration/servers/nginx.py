@@ -77,6 +77,42 @@ def free_port():
         s.close()
 
 
+def check_config(text):
+    """nginx -t on `text`, from a private prefix with logs/ and tmp/ (the
+    config's relative paths resolve there); returns (exit code, output,
+    the config file's path, removed by then)."""
+    d = tempfile.mkdtemp(prefix="pushq-nginx-t-")
+    try:
+        for sub in ("logs", "tmp"):
+            os.makedirs(os.path.join(d, sub))
+        path = os.path.join(d, "nginx.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        p = subprocess.run([NGINX, "-t", "-p", d + "/", "-c", path],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=30)
+        return p.returncode, p.stdout.decode("utf-8", "replace"), path
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def example_config(name):
+    """nginx_module/examples/<name>, made to run from a private prefix
+    (check_config): this build's module, pid and logs in the prefix, a free
+    loopback port, no access log, temporary files in the prefix."""
+    with open(os.path.join(ROOT, "nginx_module", "examples", name)) as f:
+        text = f.read()
+    text = text.replace("load_module modules/ngx_http_pushq_module.so;",
+                        "load_module %s;\npid logs/nginx.pid;\n"
+                        "error_log logs/error.log;" % MODULE)
+    text = re.sub(r"listen 80( reuseport)?;",
+                  "listen 127.0.0.1:%d;" % free_port(), text)
+    return text.replace("http {", "http {\n    access_log off; "
+                        "client_body_temp_path tmp/b; proxy_temp_path tmp/p; "
+                        "fastcgi_temp_path tmp/f; uwsgi_temp_path tmp/u; "
+                        "scgi_temp_path tmp/s;", 1)
+
+
 def _ppid_and_cmd(pid, zombies=False):
     try:
         with open("/proc/%d/stat" % pid) as f:
