@@ -21,7 +21,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -30,6 +29,7 @@
 #include <vector>
 
 #include "pushq_civetweb.h"
+#include "src/log_line.hpp"
 
 namespace {
 
@@ -113,24 +113,14 @@ const char help_text[] =
 std::shared_mutex g_push_mu;
 pushq_civetweb   *g_push = nullptr;
 
+void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 void log_line(const char *fmt, ...)
 {
-    /* snprintf, not strftime: strftime may call tzset(), which races
-     * with CivetWeb's localtime() in its access log. */
-    char ts[64];
-    time_t t = time(nullptr);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    std::snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02dZ",
-                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                  tm.tm_min, tm.tm_sec);
-    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    pushq::civetweb::vlog_line("", fmt, ap);
     va_end(ap);
-    std::fprintf(stderr, "%s %s\n", ts, msg);
-    std::fflush(stderr);
 }
 
 int on_log_message(const struct mg_connection *, const char *message)

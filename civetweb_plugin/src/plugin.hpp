@@ -320,8 +320,8 @@ bool redis_subscribed(const redis_link *r);
  * missed meanwhile, so take-based subscribers take again. */
 uint64_t redis_generation(const redis_link *r);
 
-/* One line on stderr, "<time> pushq: <message>" (the background thread
- * has no CivetWeb connection to log through). */
+/* One line on stderr, "<time> pushq: <message>" (log_line.cpp: the
+ * background thread has no CivetWeb connection to log through). */
 void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Wakes every WebSocket sender (redis.cpp calls it when the subscription

@@ -34,10 +34,8 @@
 
 #include <cerrno>
 #include <chrono>
-#include <cstdarg>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <algorithm>
 #include <deque>
 
@@ -668,24 +666,6 @@ void *subscription_main(void *arg)
 }
 
 }  // namespace
-
-void log_line(const char *fmt, ...)
-{
-    char ts[64];
-    time_t t = time(nullptr);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    std::snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02dZ",
-                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                  tm.tm_min, tm.tm_sec);
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    std::fprintf(stderr, "%s pushq: %s\n", ts, msg);
-    std::fflush(stderr);
-}
 
 redis_link *redis_start(plugin *p, std::string &err)
 {
