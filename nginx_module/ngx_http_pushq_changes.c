@@ -17,7 +17,8 @@
  * and an old cycle's workers never take a new cycle's keys.  A ring that
  * is full, or a wake-up that names no channel (key 0: Redis catch-up,
  * a restarted channel), sets the ring's "all" flag: the receiver's next
- * pass visits everyone.  With more than NGX_HTTP_PUSHQ_CHANGES_WORKERS
+ * pass visits everyone (as it does after a store recovery: see
+ * ngx_http_pushq_pass_begin).  With more than NGX_HTTP_PUSHQ_CHANGES_WORKERS
  * workers there are no lists (n^2 rings) and every pass visits everyone.
  *
  * Order: the sender writes the key, then moves its tail (release), then

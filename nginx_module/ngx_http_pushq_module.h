@@ -183,6 +183,7 @@ typedef struct {
     uint64_t                    *keys;
     ngx_uint_t                   nkeys;
     ngx_uint_t                   key_index;
+    uint64_t                     recovered;  /* pushq_store_recoveries() */
 
     ngx_rbtree_t                 groups;
     ngx_rbtree_node_t            sentinel;

@@ -185,6 +185,8 @@ ngx_http_pushq_worker_start(ngx_cycle_t *cycle,
     w->nefd = pmcf->nefd;
     w->changes = pmcf->changes;
 
+    pushq_store_recoveries(w->store, &w->recovered, NULL);
+
     if (w->changes) {
         w->keys = ngx_alloc(ngx_http_pushq_changes_room(w->nefd)
                             * sizeof(uint64_t), cycle->log);
@@ -784,6 +786,7 @@ ngx_http_pushq_slice_handler(ngx_event_t *ev)
 static void
 ngx_http_pushq_pass_begin(void)
 {
+    uint64_t                  recovered;
     ngx_http_pushq_worker_t  *w;
 
     w = &ngx_http_pushq_worker;
@@ -794,6 +797,19 @@ ngx_http_pushq_pass_begin(void)
     w->pass_all = ngx_http_pushq_changes_take(ngx_worker, w->keys,
                                               &w->nkeys)
                   ? 1 : 0;
+
+    /*
+     * The store recovered from a dead lock holder since the last pass: a
+     * subscriber whose record it could not keep is ready (its fetch says
+     * so) under a channel key no publish names any more; everyone.
+     */
+
+    pushq_store_recoveries(w->store, &recovered, NULL);
+
+    if (recovered != w->recovered) {
+        w->recovered = recovered;
+        w->pass_all = 1;
+    }
 }
 
 
