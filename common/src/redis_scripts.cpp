@@ -129,9 +129,12 @@ local first = nil
 local pos = cur
 local start = cur
 local done = false
+local skipped = 0
 while not done do
+  -- what is wanted; once expired entries were met at the front, more of
+  -- them at a time (reading 100 to hand out 1 would cost every answer)
   local count = maxn - n
-  if first == nil and count < 100 then count = 100 end
+  if first == nil and skipped > 0 and count < 100 then count = 100 end
   local r = redis.call('XRANGE', KEYS[2], string.format('(0-%d', start), '+',
                        'COUNT', count)
   if #r == 0 then break end
@@ -148,6 +151,7 @@ while not done do
     start = id
     if first == nil and e > 0 and e <= ms then
       -- expired, and nothing older is handed out: skipped (lost)
+      skipped = skipped + 1
     else
       if n > 0 and (n >= maxn or bytes + #d > maxb) then
         done = true
