@@ -431,6 +431,22 @@ def runs_on(w, name):
     return name not in w.get("skip", [])
 
 
+def run_loadgen(args):
+    """Runs the load generator; its JSON result (ok false with the output
+    when it printed none), with the wall time and any stderr."""
+    t = time.monotonic()
+    r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=240)
+    try:
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        res = {"ok": False, "error": (r.stdout + r.stderr)[-500:]}
+    res["elapsed_s"] = round(time.monotonic() - t, 2)
+    if r.stderr.strip():
+        res["stderr"] = r.stderr.strip()[-300:]
+    return res
+
+
 def run_one(w, server_name, rnd):
     srv = SERVERS[server_name]()
     srv.start()
@@ -440,16 +456,7 @@ def run_one(w, server_name, rnd):
         args = [LOADGEN, "--port", str(srv.port), "--pids",
                 ",".join(str(x) for x in srv.pids()), "--timeout", "180"]
         args += workload_args(w, srv, p)
-        t = time.monotonic()
-        r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, timeout=240)
-        try:
-            res = json.loads(r.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            res = {"ok": False, "error": (r.stdout + r.stderr)[-500:]}
-        res["elapsed_s"] = round(time.monotonic() - t, 2)
-        if r.stderr.strip():
-            res["stderr"] = r.stderr.strip()[-300:]
+        res = run_loadgen(args)
         res["cmd"] = " ".join(args[:1] + ["--port", "PORT", "--pids", "PIDS"]
                               + args[5:])
         return res

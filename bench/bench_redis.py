@@ -29,7 +29,6 @@ every subscriber got every message once, in order ("correct").
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -124,16 +123,7 @@ def run_one(w, setup_name, rnd):
                 # nchan's channel info counts the subscribers of every
                 # server (it keeps the count in Redis)
                 args.append("--ready-global")
-        t = time.monotonic()
-        r = subprocess.run(args, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, timeout=240)
-        try:
-            res = json.loads(r.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            res = {"ok": False, "error": (r.stdout + r.stderr)[-500:]}
-        res["elapsed_s"] = round(time.monotonic() - t, 2)
-        if r.stderr.strip():
-            res["stderr"] = r.stderr.strip()[-300:]
+        res = bench.run_loadgen(args)
         res["cmd"] = " ".join(
             [args[0], "--port", "PORT_A", "--pids", "PIDS"] + args[5:])
         if "--sub-ports" in res["cmd"]:

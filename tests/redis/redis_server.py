@@ -20,20 +20,16 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "integration"))
+from servers import free_port  # noqa: E402
+
 REDIS_SERVER = os.environ.get("PUSHQ_REDIS_SERVER", "/usr/bin/redis-server")
 REDIS_CLI = os.environ.get("PUSHQ_REDIS_CLI", "/usr/bin/redis-cli")
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
 
 
 class RedisServer:

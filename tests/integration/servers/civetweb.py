@@ -26,6 +26,8 @@ import subprocess
 import tempfile
 import time
 
+from . import free_port  # noqa: F401  (servers.<kind>.free_port)
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..",
                                     ".."))
 PROGRAM = os.environ.get("PUSHQ_CIVETWEB",
@@ -38,15 +40,6 @@ FAILED = False
 # Enough threads for the tests' 200 long-polls + 200 WebSockets at once,
 # plus publishers and status requests (each held connection holds one).
 DEFAULT_THREADS = 600
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
 
 
 def option_lines(settings):

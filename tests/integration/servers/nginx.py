@@ -38,6 +38,8 @@ import subprocess
 import tempfile
 import time
 
+from . import free_port  # noqa: F401  (servers.<kind>.free_port)
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..",
                                     ".."))
 MODULE = os.environ.get("PUSHQ_NGINX_MODULE") or os.path.join(
@@ -66,15 +68,6 @@ def parse_size(value):
         raise ValueError("not an nginx size: %r" % (value,))
     mult = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
     return int(m.group(1)) * mult[m.group(2).lower()]
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
 
 
 def check_config(text):
